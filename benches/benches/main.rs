@@ -1,0 +1,2 @@
+//! Criterion entry point (groups are added per topic).
+fn main() {}

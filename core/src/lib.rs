@@ -1,0 +1,11 @@
+//! The `#![no_std]` core of tidings: it decides *who* receives a message.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod glob;
+pub mod keyspace;
+pub mod slot;
