@@ -78,6 +78,7 @@
 //! that tests and fuzzers can assert the bound.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -173,8 +174,9 @@ struct Extra {
 /// Two patterns are equal when their source bytes are equal.
 #[derive(Clone)]
 pub struct Pattern {
-    /// The bytes the pattern was built from, as given.
-    source: Box<[u8]>,
+    /// The bytes the pattern was built from, as given; shared so that
+    /// deliveries can carry the pattern name without copying it.
+    source: Arc<[u8]>,
     /// The literal bytes of every `Lit` token, escapes resolved.
     cooked: Box<[u8]>,
     tokens: Box<[Token]>,
@@ -491,6 +493,60 @@ impl Pattern {
         &self.source
     }
 
+    /// The bytes this pattern was built from, as a shared allocation: cloning
+    /// it costs a reference-count increment, not a copy.
+    pub fn shared_bytes(&self) -> &Arc<[u8]> {
+        &self.source
+    }
+
+    /// The literal runs that sit at a fixed distance from the start or from
+    /// the end of every matching text: those before the first `*` (measured
+    /// from the start) and those after the last `*` (measured from the end).
+    /// A pattern index can file a pattern under one of them and find it by
+    /// probing the channel at that position.
+    ///
+    /// ```
+    /// use tidings_core::glob::{FixedLiteral, Pattern};
+    ///
+    /// let p = Pattern::new(b"?ab*cd?");
+    /// let fixed: Vec<FixedLiteral<'_>> = p.fixed_literals().collect();
+    /// assert_eq!(fixed, [
+    ///     FixedLiteral { from_end: false, offset: 1, bytes: b"ab" },
+    ///     FixedLiteral { from_end: true, offset: 1, bytes: b"cd" },
+    /// ]);
+    /// ```
+    pub fn fixed_literals(&self) -> impl Iterator<Item = FixedLiteral<'_>> + '_ {
+        let head = &self.tokens[..self.head_tokens];
+        let tail = if self.has_star {
+            &self.tokens[self.tail_start..]
+        } else {
+            &[][..]
+        };
+        let literal = move |t: &Token| match *t {
+            Token::Lit { start, len } => Some(&self.cooked[start..start + len]),
+            _ => None,
+        };
+        let from_start = head.iter().scan(0, move |offset, t| {
+            let at = *offset;
+            *offset += token_len(t);
+            Some(literal(t).map(|bytes| FixedLiteral {
+                from_end: false,
+                offset: at,
+                bytes,
+            }))
+        });
+        let from_end = tail.iter().rev().scan(0, move |offset, t| {
+            let at = *offset;
+            *offset += token_len(t);
+            Some(literal(t).map(|bytes| FixedLiteral {
+                from_end: true,
+                offset: at,
+                bytes,
+            }))
+        });
+        from_start.chain(from_end).flatten()
+    }
+
     /// Whether `text` matches the whole pattern.
     ///
     /// Never allocates, never recurses; O(len(pattern) · len(text)) at worst.
@@ -707,6 +763,19 @@ impl Pattern {
         }
         None
     }
+}
+
+/// A literal run at a fixed position in every text a [`Pattern`] matches; see
+/// [`Pattern::fixed_literals`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedLiteral<'a> {
+    /// Whether `offset` counts from the end of the text rather than its start.
+    pub from_end: bool,
+    /// From the start: the index of the literal's first byte. From the end:
+    /// the number of bytes after the literal's last byte.
+    pub offset: usize,
+    /// The literal bytes, escapes resolved.
+    pub bytes: &'a [u8],
 }
 
 /// Whether `text` matches `pattern`: compiles and matches in one call.

@@ -7,5 +7,11 @@ extern crate alloc;
 extern crate std;
 
 pub mod glob;
+pub mod index;
 pub mod keyspace;
+pub mod registry;
 pub mod slot;
+
+pub use glob::Pattern;
+pub use index::PatternIndex;
+pub use registry::{Confirmation, Counts, Kind, Registry};
