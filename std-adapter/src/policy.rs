@@ -1,0 +1,306 @@
+//! Per-subscriber bounded queues and what happens when one is full.
+//!
+//! Every subscriber owns a bounded crossbeam channel. A publish that finds it
+//! full applies the subscriber's [`Policy`]; whatever the policy, the loss is
+//! counted in [`SubscriberStats`] and the broker's [`Metrics`](crate::Metrics),
+//! and [`Policy::DropOldest`] and [`Policy::Disconnect`] also tell the
+//! subscriber in its stream. Nothing here ever grows without bound.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
+
+use crate::message::Message;
+
+/// What a publish does when a subscriber's queue is full.
+///
+/// The default is [`Policy::Disconnect`], Redis's own behaviour for a pub/sub
+/// client that stops reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Discard the new message for this subscriber and count it in
+    /// [`SubscriberStats::dropped`]. What is queued is kept.
+    DropNewest,
+    /// Discard the oldest queued message to make room, count it in
+    /// [`SubscriberStats::lagged`], and tell the subscriber in-stream: its
+    /// next receive returns [`RecvError::Lagged(n)`](crate::RecvError::Lagged),
+    /// with `n` the number of messages discarded just before the message that
+    /// follows, and then continues with that message.
+    DropOldest,
+    /// Make the publisher wait up to `timeout` for room, then discard the new
+    /// message and count it in [`SubscriberStats::dropped`]. The publisher
+    /// waits without holding the registry lock, so subscribing and publishing
+    /// to other channels continue meanwhile; publishes to channels that share
+    /// its ordering stripe wait behind it, which is what keeps one order per
+    /// channel.
+    Block {
+        /// The longest a publish waits for this subscriber.
+        timeout: Duration,
+    },
+    /// Redis's `client-output-buffer-limit`: remove the subscriber from every
+    /// channel, pattern and shard channel, and end its stream. It receives
+    /// what was queued, then
+    /// [`RecvError::Disconnected(DisconnectReason::Overflow { .. })`](crate::DisconnectReason::Overflow).
+    #[default]
+    Disconnect,
+}
+
+/// Queue settings for a subscriber: capacity and overflow policy.
+///
+/// ```
+/// use std::time::Duration;
+/// use tidings::{Broker, Options, Policy};
+///
+/// let broker: Broker<u32> = Broker::new();
+/// let sub = broker.subscriber_with(Options::new().capacity(16).policy(Policy::Block { timeout: Duration::from_millis(5) }));
+/// assert_eq!(sub.capacity(), 16);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Options {
+    pub(crate) capacity: usize,
+    pub(crate) policy: Policy,
+}
+
+impl Options {
+    /// The defaults: capacity [`Options::DEFAULT_CAPACITY`],
+    /// [`Policy::Disconnect`].
+    pub const fn new() -> Options {
+        Options {
+            capacity: Options::DEFAULT_CAPACITY,
+            policy: Policy::Disconnect,
+        }
+    }
+
+    /// The default queue capacity, in messages.
+    pub const DEFAULT_CAPACITY: usize = 1024;
+
+    /// Sets the queue capacity in messages; it must be at least 1.
+    pub const fn capacity(mut self, capacity: usize) -> Options {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets the overflow policy.
+    pub const fn policy(mut self, policy: Policy) -> Options {
+        self.policy = policy;
+        self
+    }
+
+    pub(crate) fn validate(self) -> Result<Options, ConfigError> {
+        if self.capacity == 0 {
+            return Err(ConfigError::ZeroCapacity);
+        }
+        Ok(self)
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+/// A queue setting that cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A queue must hold at least one message.
+    ZeroCapacity,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroCapacity => f.write_str("queue capacity must be at least 1"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A message in a subscriber's queue.
+///
+/// Obtained from [`Subscriber::receiver`](crate::Subscriber::receiver) when
+/// selecting over several channels; turn it into a message with
+/// [`Subscriber::accept`](crate::Subscriber::accept), which also detects loss.
+pub struct Envelope<T> {
+    /// Position in this subscriber's stream (used by `DropOldest` queues to
+    /// reveal gaps; 0 for other policies).
+    pub(crate) seq: u64,
+    pub(crate) message: Message<T>,
+}
+
+impl<T> fmt::Debug for Envelope<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A subscriber's counters, readable at any time from
+/// [`Subscriber::stats`](crate::Subscriber::stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SubscriberStats {
+    /// Messages put in the queue.
+    pub delivered: u64,
+    /// New messages discarded by [`Policy::DropNewest`], by a
+    /// [`Policy::Block`] timeout, or because the subscriber was already
+    /// disconnected.
+    pub dropped: u64,
+    /// Queued messages discarded by [`Policy::DropOldest`].
+    pub lagged: u64,
+    /// Whether [`Policy::Disconnect`] removed this subscriber.
+    pub disconnected: bool,
+}
+
+/// The shared, atomic form of [`SubscriberStats`].
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) lagged: AtomicU64,
+    pub(crate) disconnected: AtomicBool,
+}
+
+impl Stats {
+    pub(crate) fn snapshot(&self) -> SubscriberStats {
+        SubscriberStats {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            lagged: self.lagged.load(Ordering::Relaxed),
+            disconnected: self.disconnected.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// What a non-blocking offer did.
+pub(crate) enum Offer<T> {
+    /// Queued.
+    Delivered,
+    /// Queued after discarding the oldest message.
+    DeliveredLagged,
+    /// Discarded by the policy.
+    Dropped,
+    /// The queue is full and the policy blocks: send it after releasing
+    /// the registry lock.
+    Wait(Envelope<T>),
+    /// The queue overflowed under `Disconnect`: the subscriber must go.
+    Overflowed,
+}
+
+/// The publisher's side of one subscriber's queue.
+pub(crate) struct Queue<T> {
+    tx: Sender<Envelope<T>>,
+    /// Used by `DropOldest` to discard the oldest message.
+    rx: Receiver<Envelope<T>>,
+    pub(crate) options: Options,
+    /// Next sequence number; held while a `DropOldest` queue is written so
+    /// that sequence numbers enter the queue in order.
+    seq: Mutex<u64>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+impl<T> Queue<T> {
+    pub(crate) fn new(options: Options) -> (Queue<T>, Receiver<Envelope<T>>) {
+        let (tx, rx) = crossbeam_channel::bounded(options.capacity);
+        let queue = Queue {
+            tx,
+            rx: rx.clone(),
+            options,
+            seq: Mutex::new(0),
+            stats: Arc::new(Stats::default()),
+        };
+        (queue, rx)
+    }
+
+    /// Offers `message` without blocking, applying the policy if full.
+    pub(crate) fn offer(&self, message: Message<T>) -> Offer<T> {
+        if self.stats.disconnected.load(Ordering::Relaxed) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return Offer::Dropped;
+        }
+        let outcome = match self.options.policy {
+            Policy::DropOldest => return self.offer_drop_oldest(message),
+            _ => self.tx.try_send(Envelope { seq: 0, message }),
+        };
+        match outcome {
+            Ok(()) => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                Offer::Delivered
+            }
+            Err(TrySendError::Full(envelope)) => match self.options.policy {
+                Policy::Block { .. } => Offer::Wait(envelope),
+                Policy::Disconnect => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.stats.disconnected.store(true, Ordering::Release);
+                    Offer::Overflowed
+                }
+                _ => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    Offer::Dropped
+                }
+            },
+            // The receiving side is gone: the subscriber is being dropped.
+            Err(TrySendError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                Offer::Dropped
+            }
+        }
+    }
+
+    fn offer_drop_oldest(&self, message: Message<T>) -> Offer<T> {
+        let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut envelope = Envelope { seq: *seq, message };
+        *seq += 1;
+        let mut lagged = false;
+        // Only this thread writes the queue now, and the subscriber only
+        // removes: after discarding one message there is room.
+        for _ in 0..2 {
+            match self.tx.try_send(envelope) {
+                Ok(()) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    return if lagged {
+                        Offer::DeliveredLagged
+                    } else {
+                        Offer::Delivered
+                    };
+                }
+                Err(TrySendError::Full(back)) => {
+                    envelope = back;
+                    if self.rx.try_recv().is_ok() {
+                        self.stats.lagged.fetch_add(1, Ordering::Relaxed);
+                        lagged = true;
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        Offer::Dropped
+    }
+
+    /// Sends a message the policy waits for (after `Offer::Wait`). Returns
+    /// whether it was queued.
+    pub(crate) fn wait(&self, envelope: Envelope<T>) -> bool {
+        let timeout = match self.options.policy {
+            Policy::Block { timeout } => timeout,
+            _ => Duration::ZERO,
+        };
+        match self.tx.send_timeout(envelope, timeout) {
+            Ok(()) => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The subscriber handle: its subscriptions, and receiving from its queue.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use tidings_core::Kind;
+
+use crate::broker::Shared;
+use crate::message::{DisconnectReason, Message, RecvError, RecvTimeoutError, TryRecvError};
+use crate::policy::{Envelope, Options, Policy, Stats, SubscriberStats};
+
+/// One of Redis's subscription confirmations, owned: `(kind, name, count)`.
+///
+/// `count` is the subscriber's number of channels plus patterns after the
+/// operation, or its number of shard channels for the shard kinds. `name` is
+/// `None` only for the single confirmation of an "unsubscribe all" when
+/// nothing of that kind was held.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// What was done.
+    pub kind: Kind,
+    /// The channel or pattern.
+    pub name: Option<Vec<u8>>,
+    /// The count Redis reports.
+    pub count: usize,
+}
+
+impl From<tidings_core::Confirmation<'_>> for Confirmation {
+    fn from(c: tidings_core::Confirmation<'_>) -> Self {
+        Confirmation {
+            kind: c.kind,
+            name: c.name.map(<[u8]>::to_vec),
+            count: c.count,
+        }
+    }
+}
+
+/// A subscriber: it holds channels, patterns and shard channels, and
+/// receives what is published to them from its own bounded queue.
+///
+/// Dropping it unsubscribes it from everything. It is `Send`, so it can be
+/// moved to the thread that reads it.
+pub struct Subscriber<T> {
+    shared: Arc<Shared<T>>,
+    /// The registry id; `u64::MAX` if the broker was already closed.
+    id: u64,
+    rx: Receiver<Envelope<T>>,
+    stats: Arc<Stats>,
+    options: Options,
+    /// The sequence number the next envelope should carry (`DropOldest`).
+    expected: u64,
+    /// A message whose arrival revealed a gap: returned after the lag notice.
+    pending: Option<Message<T>>,
+}
+
+impl<T> Subscriber<T> {
+    pub(crate) fn new(
+        shared: Arc<Shared<T>>,
+        id: u64,
+        rx: Receiver<Envelope<T>>,
+        stats: Arc<Stats>,
+        options: Options,
+    ) -> Self {
+        Subscriber {
+            shared,
+            id,
+            rx,
+            stats,
+            options,
+            expected: 0,
+            pending: None,
+        }
+    }
+
+    fn op(
+        &mut self,
+        f: impl FnOnce(&mut tidings_core::Registry<u64>, u64) -> Confirmation,
+    ) -> Confirmation {
+        let mut state = self.shared.write();
+        let c = f(&mut state.registry, self.id);
+        // A subscriber removed by its policy (or created after the broker
+        // closed) stays out of the registry: its stream has ended.
+        if self.is_disconnected() {
+            state.registry.remove_subscriber(self.id);
+        }
+        c
+    }
+
+    fn op_all(
+        &mut self,
+        f: impl FnOnce(
+            &mut tidings_core::Registry<u64>,
+            u64,
+            &mut dyn FnMut(tidings_core::Confirmation<'_>),
+        ),
+    ) -> Vec<Confirmation> {
+        let mut out = Vec::new();
+        let mut state = self.shared.write();
+        f(&mut state.registry, self.id, &mut |c| out.push(c.into()));
+        out
+    }
+
+    fn is_disconnected(&self) -> bool {
+        self.id == u64::MAX
+            || self
+                .stats
+                .disconnected
+                .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// `SUBSCRIBE channel`. The subscription is active for every publish that
+    /// starts after this returns.
+    ///
+    /// ```
+    /// use tidings::{Broker, Kind};
+    ///
+    /// let broker: Broker<()> = Broker::new();
+    /// let mut sub = broker.subscriber();
+    /// let c = sub.subscribe("a");
+    /// assert_eq!((c.kind, c.name.as_deref(), c.count), (Kind::Subscribe, Some(&b"a"[..]), 1));
+    /// assert_eq!(sub.subscribe("a").count, 1); // repeated: same count
+    /// assert_eq!(sub.psubscribe("b*").count, 2); // channels plus patterns
+    /// ```
+    pub fn subscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
+        self.op(|r, id| r.subscribe(id, channel.as_ref()).into())
+    }
+
+    /// `UNSUBSCRIBE channel`; confirms even if the channel was not held.
+    pub fn unsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
+        self.op(|r, id| r.unsubscribe(id, channel.as_ref()).into())
+    }
+
+    /// `UNSUBSCRIBE` with no arguments: one confirmation per channel held, in
+    /// byte order with falling counts, or a single one with no name if none
+    /// is held.
+    ///
+    /// ```
+    /// use tidings::Broker;
+    ///
+    /// let broker: Broker<()> = Broker::new();
+    /// let mut sub = broker.subscriber();
+    /// sub.psubscribe("p*");
+    /// let all = sub.unsubscribe_all();
+    /// assert_eq!(all.len(), 1);
+    /// assert_eq!((all[0].name.clone(), all[0].count), (None, 1)); // the pattern remains
+    /// ```
+    pub fn unsubscribe_all(&mut self) -> Vec<Confirmation> {
+        self.op_all(|r, id, f| r.unsubscribe_all(id, f))
+    }
+
+    /// `PSUBSCRIBE pattern` (Redis glob syntax; see [`tidings_core::glob`]).
+    pub fn psubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
+        self.op(|r, id| r.psubscribe(id, pattern.as_ref()).into())
+    }
+
+    /// `PUNSUBSCRIBE pattern`.
+    pub fn punsubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
+        self.op(|r, id| r.punsubscribe(id, pattern.as_ref()).into())
+    }
+
+    /// `PUNSUBSCRIBE` with no arguments.
+    pub fn punsubscribe_all(&mut self) -> Vec<Confirmation> {
+        self.op_all(|r, id, f| r.punsubscribe_all(id, f))
+    }
+
+    /// `SSUBSCRIBE shardchannel`. Its count is the number of shard channels.
+    pub fn ssubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
+        self.op(|r, id| r.ssubscribe(id, channel.as_ref()).into())
+    }
+
+    /// `SUNSUBSCRIBE shardchannel`.
+    pub fn sunsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
+        self.op(|r, id| r.sunsubscribe(id, channel.as_ref()).into())
+    }
+
+    /// `SUNSUBSCRIBE` with no arguments.
+    pub fn sunsubscribe_all(&mut self) -> Vec<Confirmation> {
+        self.op_all(|r, id, f| r.sunsubscribe_all(id, f))
+    }
+
+    /// The subscriber's numbers of channels, patterns and shard channels.
+    pub fn counts(&self) -> tidings_core::Counts {
+        self.shared.read().registry.counts(self.id)
+    }
+
+    /// This subscriber's counters.
+    pub fn stats(&self) -> SubscriberStats {
+        self.stats.snapshot()
+    }
+
+    /// The queue capacity, in messages.
+    pub fn capacity(&self) -> usize {
+        self.options.capacity
+    }
+
+    /// The overflow policy.
+    pub fn policy(&self) -> Policy {
+        self.options.policy
+    }
+
+    /// Number of messages waiting in the queue.
+    pub fn len(&self) -> usize {
+        self.rx.len() + usize::from(self.pending.is_some())
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn reason(&self) -> DisconnectReason {
+        if self
+            .stats
+            .disconnected
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            DisconnectReason::Overflow {
+                capacity: self.options.capacity,
+            }
+        } else {
+            DisconnectReason::BrokerClosed
+        }
+    }
+
+    /// Turns an envelope taken from [`receiver`](Self::receiver) into its
+    /// message, detecting loss: if messages were discarded just before it
+    /// (under [`Policy::DropOldest`]), returns
+    /// [`RecvError::Lagged(n)`](RecvError::Lagged) and keeps the message,
+    /// which the next [`try_recv`](Self::try_recv) (or any receive) returns.
+    ///
+    /// ```
+    /// use crossbeam_channel::{select, unbounded};
+    /// use tidings::Broker;
+    ///
+    /// let broker = Broker::new();
+    /// let mut sub = broker.subscriber();
+    /// sub.subscribe("jobs");
+    /// let (_shutdown_tx, shutdown) = unbounded::<()>();
+    /// broker.publish("jobs", 7);
+    /// select! {
+    ///     recv(sub.receiver()) -> envelope => {
+    ///         let message = sub.accept(envelope.unwrap()).unwrap();
+    ///         assert_eq!(*message.payload(), 7);
+    ///     }
+    ///     recv(shutdown) -> _ => unreachable!(),
+    /// }
+    /// ```
+    pub fn accept(&mut self, envelope: Envelope<T>) -> Result<Message<T>, RecvError> {
+        if self.options.policy == Policy::DropOldest {
+            let gap = envelope.seq.saturating_sub(self.expected);
+            self.expected = envelope.seq + 1;
+            if gap > 0 {
+                self.pending = Some(envelope.message);
+                return Err(RecvError::Lagged(gap));
+            }
+        }
+        Ok(envelope.message)
+    }
+
+    /// The underlying crossbeam receiver, to wait on several subscribers and
+    /// channels at once with `crossbeam_channel::select!`. Pass what it
+    /// yields to [`accept`](Self::accept). Receiving from it directly skips
+    /// the lag check only if you skip `accept`.
+    pub fn receiver(&self) -> &Receiver<Envelope<T>> {
+        &self.rx
+    }
+
+    /// Blocks until a message arrives, a lag is reported, or the stream ends.
+    ///
+    /// ```
+    /// use tidings::Broker;
+    ///
+    /// let broker = Broker::new();
+    /// let mut sub = broker.subscriber();
+    /// sub.subscribe("orders:1");
+    /// sub.psubscribe("orders:*");
+    /// assert_eq!(broker.publish("orders:1", "paid"), 2);
+    /// let m = sub.recv().unwrap();
+    /// assert_eq!((m.channel(), m.pattern(), *m.payload()), (&b"orders:1"[..], None, "paid"));
+    /// let m = sub.recv().unwrap();
+    /// assert_eq!(m.pattern(), Some(&b"orders:*"[..]));
+    /// ```
+    pub fn recv(&mut self) -> Result<Message<T>, RecvError> {
+        if let Some(m) = self.pending.take() {
+            return Ok(m);
+        }
+        match self.rx.recv() {
+            Ok(envelope) => self.accept(envelope),
+            Err(_) => Err(RecvError::Disconnected(self.reason())),
+        }
+    }
+
+    /// Returns a queued message without blocking.
+    pub fn try_recv(&mut self) -> Result<Message<T>, TryRecvError> {
+        if let Some(m) = self.pending.take() {
+            return Ok(m);
+        }
+        match self.rx.try_recv() {
+            Ok(envelope) => self.accept(envelope).map_err(Into::into),
+            Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                Err(TryRecvError::Disconnected(self.reason()))
+            }
+        }
+    }
+
+    /// Blocks for at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<T>, RecvTimeoutError> {
+        if let Some(m) = self.pending.take() {
+            return Ok(m);
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(envelope) => self.accept(envelope).map_err(Into::into),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(RecvTimeoutError::Timeout),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                Err(RecvTimeoutError::Disconnected(self.reason()))
+            }
+        }
+    }
+
+    /// A blocking iterator: yields every message and every lag notice, then
+    /// the terminal [`RecvError::Disconnected`] once, then ends.
+    pub fn iter(&mut self) -> Iter<'_, T> {
+        Iter {
+            sub: self,
+            done: false,
+        }
+    }
+
+    /// A non-blocking iterator over what is queued now (messages and lag
+    /// notices); it ends when the queue is empty, after yielding a terminal
+    /// [`RecvError::Disconnected`] if the stream has ended.
+    pub fn try_iter(&mut self) -> TryIter<'_, T> {
+        TryIter {
+            sub: self,
+            done: false,
+        }
+    }
+}
+
+impl<T> Drop for Subscriber<T> {
+    fn drop(&mut self) {
+        self.shared.write().remove(self.id);
+        self.shared.subscriber_dropped();
+    }
+}
+
+impl<T> fmt::Debug for Subscriber<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("options", &self.options)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// See [`Subscriber::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    sub: &'a mut Subscriber<T>,
+    done: bool,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = Result<Message<T>, RecvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.sub.recv();
+        self.done = matches!(item, Err(RecvError::Disconnected(_)));
+        Some(item)
+    }
+}
+
+/// See [`Subscriber::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    sub: &'a mut Subscriber<T>,
+    done: bool,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = Result<Message<T>, RecvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.sub.try_recv() {
+            Ok(m) => Some(Ok(m)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Disconnected(why)) => {
+                self.done = true;
+                Some(Err(RecvError::Disconnected(why)))
+            }
+        }
+    }
+}
