@@ -1,4 +1,177 @@
-//! tidings: embeddable in-process publish/subscribe with Redis semantics.
+//! Embeddable in-process publish/subscribe with Redis's semantics: channels,
+//! glob patterns, sharded channels, bounded per-subscriber queues and
+//! explicit overflow policies.
+//!
+//! ```
+//! use tidings::{Broker, MessageKind};
+//!
+//! let broker = Broker::new();
+//! let mut sub = broker.subscriber();
+//! sub.subscribe("orders:1");
+//! sub.psubscribe("orders:*");
+//!
+//! // PUBLISH returns the number of deliveries, as Redis does.
+//! assert_eq!(broker.publish("orders:1", "paid"), 2);
+//!
+//! let m = sub.recv().unwrap();
+//! assert_eq!((m.kind(), m.channel(), m.pattern()), (MessageKind::Message, &b"orders:1"[..], None));
+//! let m = sub.recv().unwrap();
+//! assert_eq!((m.kind(), m.pattern()), (MessageKind::PMessage, Some(&b"orders:*"[..])));
+//! assert_eq!(*m.payload(), "paid");
+//! ```
+//!
+//! # Overview
+//!
+//! A [`Broker`] is a cheap, cloneable handle shared by publishers. Each
+//! [`Subscriber`] holds channels, patterns and shard channels, and owns a
+//! bounded queue (a crossbeam channel) that publishes fill and that it
+//! drains with [`recv`](Subscriber::recv), [`try_recv`](Subscriber::try_recv),
+//! [`recv_timeout`](Subscriber::recv_timeout), [`iter`](Subscriber::iter) or
+//! `crossbeam_channel::select!` over [`receiver`](Subscriber::receiver).
+//!
+//! Who receives a message is decided by [`tidings_core`], which is
+//! `#![no_std]` and does no I/O: the same registry can sit behind a network
+//! server. Its pattern index makes a publish cost depend on the patterns that
+//! could match the channel, not on how many patterns exist.
+//!
+//! Names are byte strings (`impl AsRef<[u8]>`): any bytes, including empty,
+//! NUL and invalid UTF-8. Payloads are any `T: Clone`, cloned once per
+//! delivery: use `bytes::Bytes` or `Arc<_>` for zero-copy fan-out.
+//!
+//! # Redis semantics
+//!
+//! Subscribing, unsubscribing and the "all" forms return Redis's
+//! confirmations with its counts; `publish` reports exact subscribers before
+//! pattern subscribers, and a subscriber holding the channel and a matching
+//! pattern receives both; `spublish` reaches shard subscribers only. See
+//! [`tidings_core::registry`] for the rules and [`tidings_core::glob`] for the
+//! pattern syntax, which follows Redis byte for byte except for three
+//! documented deviations.
+//!
+//! ```
+//! use tidings::Broker;
+//!
+//! let broker: Broker<&str> = Broker::new();
+//! let mut a = broker.subscriber();
+//! let mut b = broker.subscriber();
+//! a.subscribe("news");
+//! b.psubscribe("n*");
+//! b.psubscribe("*s");
+//! assert_eq!(broker.numsub("news"), 1);    // pattern subscribers are not counted
+//! assert_eq!(broker.numpat(), 2);
+//! assert_eq!(broker.channels(None), [b"news".to_vec()]);
+//! assert_eq!(broker.publish("news", "x"), 3);
+//! ```
+//!
+//! # Guarantees
+//!
+//! **Delivery is at most once, in order.** A subscriber receives each message
+//! at most once per subscription that matches it, and never a message
+//! published before its subscription took effect. Every subscriber receives
+//! each channel's messages in publish order.
+//!
+//! **A subscription is active for every publish that starts after the call
+//! returns**, and an unsubscribe likewise for every later publish.
+//!
+//! ```
+//! use tidings::{Broker, TryRecvError};
+//!
+//! let broker = Broker::new();
+//! broker.publish("ch", 1); // nobody is subscribed: it is gone
+//! let mut sub = broker.subscriber();
+//! sub.subscribe("ch");
+//! broker.publish("ch", 2);
+//! sub.unsubscribe("ch");
+//! broker.publish("ch", 3);
+//! assert_eq!(*sub.recv().unwrap().payload(), 2);
+//! assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Empty);
+//! ```
+//!
+//! **One order per channel across publishers.** When several threads publish
+//! to the same channel at once, all of its subscribers (exact and pattern)
+//! receive those messages in one and the same order.
+//!
+//! **Queues are bounded, and loss is never silent.** Each subscriber's queue
+//! holds at most its capacity. A publish that finds it full applies the
+//! subscriber's [`Policy`], counts the outcome in [`Subscriber::stats`] and
+//! [`Broker::metrics`], and still counts the delivery in its return value:
+//! `publish` returns what it queued plus what policies dropped.
+//!
+//! - [`Policy::DropNewest`]: the new message is discarded for that subscriber
+//!   and counted as dropped.
+//! - [`Policy::DropOldest`]: the oldest queued message is discarded; the
+//!   subscriber's next receive returns [`RecvError::Lagged(n)`](RecvError::Lagged),
+//!   the number lost just before the next message, and then continues with it.
+//!
+//! ```
+//! use tidings::{Broker, Options, Policy, RecvError};
+//!
+//! let broker = Broker::new();
+//! let mut sub = broker.subscriber_with(Options::new().capacity(2).policy(Policy::DropOldest));
+//! sub.subscribe("ticks");
+//! for i in 1..=5 {
+//!     assert_eq!(broker.publish("ticks", i), 1);
+//! }
+//! assert_eq!(sub.recv(), Err(RecvError::Lagged(3))); // 1, 2 and 3 were overwritten
+//! assert_eq!(*sub.recv().unwrap().payload(), 4);
+//! assert_eq!(*sub.recv().unwrap().payload(), 5);
+//! assert_eq!(sub.stats().lagged, 3);
+//! ```
+//!
+//! - [`Policy::Block`]: the publisher waits up to the timeout for room, then
+//!   drops the message and counts it. It waits without holding the registry
+//!   lock.
+//! - [`Policy::Disconnect`] (the default, Redis's `client-output-buffer-limit`):
+//!   the subscriber is removed from everything; it receives what was queued,
+//!   then a terminal [`RecvError::Disconnected`] that says why.
+//!
+//! ```
+//! use tidings::{Broker, DisconnectReason, Options, RecvError};
+//!
+//! let broker = Broker::new();
+//! let mut slow = broker.subscriber_with(Options::new().capacity(1));
+//! slow.subscribe("firehose");
+//! broker.publish("firehose", 1);
+//! broker.publish("firehose", 2); // overflows: `slow` is disconnected
+//! assert_eq!(broker.numsub("firehose"), 0);
+//! assert_eq!(*slow.recv().unwrap().payload(), 1);
+//! let end = slow.recv().unwrap_err();
+//! assert_eq!(end, RecvError::Disconnected(DisconnectReason::Overflow { capacity: 1 }));
+//! assert_eq!(end.to_string(), "subscriber disconnected: disconnected for falling behind: the queue of 1 messages overflowed");
+//! ```
+//!
+//! **Dropping a `Subscriber` unsubscribes it from everything**; nothing it
+//! held stays in the registry.
+//!
+//! **Dropping the last `Broker` handle ends every stream**: subscribers
+//! receive what is already queued, then
+//! [`DisconnectReason::BrokerClosed`].
+//!
+//! ```
+//! use tidings::{Broker, DisconnectReason, RecvError};
+//!
+//! let broker = Broker::new();
+//! let mut sub = broker.subscriber();
+//! sub.subscribe("ch");
+//! broker.publish("ch", "queued");
+//! drop(broker);
+//! assert_eq!(*sub.recv().unwrap().payload(), "queued");
+//! assert_eq!(sub.recv().unwrap_err(), RecvError::Disconnected(DisconnectReason::BrokerClosed));
+//! ```
+//!
+//! **Publish and subscribe run concurrently from any threads.** Publishing
+//! takes the registry lock shared; subscribing and unsubscribing take it
+//! exclusively for one registry operation. A publish that delivers also holds
+//! one of 64 ordering stripes (chosen by channel name) while it enqueues,
+//! which is what gives the single per-channel order above.
+//!
+//! # Crate features
+//!
+//! This crate has no optional features yet; it depends on `std`,
+//! [`crossbeam-channel`](crossbeam_channel) and [`tidings_core`]. The core
+//! crate is always `#![no_std]` and uses only `core` and `alloc` (with
+//! `hashbrown` and `smallvec`), so it can be embedded where `std` is not
+//! available.
 #![forbid(unsafe_code)]
 
 mod broker;

@@ -42,7 +42,7 @@ impl fmt::Display for MessageKind {
 /// names are shared with the registry. The payload is cloned once per
 /// delivery, so use a cheaply cloned type such as `bytes::Bytes` or `Arc<_>`
 /// for zero-copy fan-out.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Message<T> {
     pub(crate) kind: MessageKind,
     pub(crate) channel: Arc<[u8]>,
