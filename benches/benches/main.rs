@@ -1,2 +1,17 @@
-//! Criterion entry point (groups are added per topic).
-fn main() {}
+//! The single criterion entry point: each topic module adds its groups
+//! through a `register` function.
+//!
+//! Run everything with `cargo bench -p tidings-benches`, or one group with
+//! `cargo bench -p tidings-benches -- glob`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+mod glob;
+
+/// Registers every topic's groups.
+fn all(c: &mut Criterion) {
+    glob::register(c);
+}
+
+criterion_group!(benches, all);
+criterion_main!(benches);
