@@ -188,3 +188,8 @@ pub use policy::{ConfigError, Envelope, Options, Policy, SubscriberStats};
 pub use subscriber::{Confirmation, Iter, Subscriber, TryIter};
 pub use tidings_core as core;
 pub use tidings_core::{Counts, Kind, glob, keyspace, slot};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
