@@ -167,7 +167,21 @@
 //!
 //! # Crate features
 //!
-//! This crate has no optional features yet; it depends on `std`,
+//! - **`async`** (off by default): [`Subscriber::recv_async`], a cancel-safe
+//!   future, and `impl futures_core::Stream for Subscriber`, for any
+//!   executor (no runtime dependency: only `futures-core` and
+//!   `atomic-waker`). Lag notices and the terminal disconnect arrive in the
+//!   stream as `Err` items; nothing is swallowed. Sync and async subscribers
+//!   share one broker, and publishing stays synchronous. A sync-only
+//!   subscriber pays one atomic load per delivery for the feature.
+//!
+//!   [`Policy::Block`] blocks the *publishing thread* for up to its timeout,
+//!   whoever the subscriber is. A publisher running on an async executor
+//!   thread therefore stalls that thread for at most the timeout; on an
+//!   executor, prefer [`Policy::DropOldest`] (or a short timeout) for async
+//!   subscribers.
+//!
+//! Without features the crate depends on `std`,
 //! [`crossbeam-channel`](crossbeam_channel) and [`tidings_core`]. The core
 //! crate is always `#![no_std]` and uses only `core` and `alloc` (with
 //! `hashbrown` and `smallvec`), so it can be embedded where `std` is not
@@ -178,6 +192,8 @@ mod broker;
 mod message;
 mod policy;
 mod subscriber;
+#[cfg(feature = "async")]
+mod wake;
 
 pub use broker::{Broker, BrokerBuilder, Metrics};
 pub use crossbeam_channel;
@@ -185,6 +201,8 @@ pub use message::{
     DisconnectReason, Message, MessageKind, RecvError, RecvTimeoutError, TryRecvError,
 };
 pub use policy::{ConfigError, Envelope, Options, Policy, SubscriberStats};
+#[cfg(feature = "async")]
+pub use subscriber::RecvFuture;
 pub use subscriber::{Confirmation, Iter, Subscriber, TryIter};
 pub use tidings_core as core;
 pub use tidings_core::{Counts, Kind, glob, keyspace, slot};

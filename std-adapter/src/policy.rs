@@ -166,9 +166,19 @@ pub(crate) struct Stats {
     pub(crate) dropped: AtomicU64,
     pub(crate) lagged: AtomicU64,
     pub(crate) disconnected: AtomicBool,
+    /// Wakes an async receiver when the queue changes.
+    #[cfg(feature = "async")]
+    pub(crate) wake: crate::wake::Wake,
 }
 
 impl Stats {
+    /// Tells an async receiver, if one waits, that the queue changed.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        #[cfg(feature = "async")]
+        self.wake.notify();
+    }
+
     pub(crate) fn snapshot(&self) -> SubscriberStats {
         SubscriberStats {
             delivered: self.delivered.load(Ordering::Relaxed),
@@ -204,17 +214,32 @@ pub(crate) struct Queue<T> {
     /// that sequence numbers enter the queue in order.
     seq: Mutex<u64>,
     pub(crate) stats: Arc<Stats>,
+    /// Must stay the last field (fields drop in declaration order).
+    _close_notice: CloseNotice,
+}
+
+/// Wakes an async receiver when the queue it belongs to is dropped. It is the
+/// queue's last field, so it runs after the sending side has closed and the
+/// receiver, once woken, sees the end of the stream.
+struct CloseNotice(Arc<Stats>);
+
+impl Drop for CloseNotice {
+    fn drop(&mut self) {
+        self.0.notify();
+    }
 }
 
 impl<T> Queue<T> {
     pub(crate) fn new(options: Options) -> (Queue<T>, Receiver<Envelope<T>>) {
         let (tx, rx) = crossbeam_channel::bounded(options.capacity);
+        let stats = Arc::new(Stats::default());
         let queue = Queue {
             tx,
             rx: rx.clone(),
             options,
             seq: Mutex::new(0),
-            stats: Arc::new(Stats::default()),
+            stats: Arc::clone(&stats),
+            _close_notice: CloseNotice(stats),
         };
         (queue, rx)
     }
@@ -232,6 +257,7 @@ impl<T> Queue<T> {
         match outcome {
             Ok(()) => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                self.stats.notify();
                 Offer::Delivered
             }
             Err(TrySendError::Full(envelope)) => match self.options.policy {
@@ -265,6 +291,7 @@ impl<T> Queue<T> {
             match self.tx.try_send(envelope) {
                 Ok(()) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.stats.notify();
                     return if lagged {
                         Offer::DeliveredLagged
                     } else {
@@ -295,6 +322,7 @@ impl<T> Queue<T> {
         match self.tx.send_timeout(envelope, timeout) {
             Ok(()) => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                self.stats.notify();
                 true
             }
             Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Disconnected(_)) => {

@@ -52,6 +52,9 @@ pub struct Subscriber<T> {
     options: Options,
     /// The sequence number the next envelope should carry (`DropOldest`).
     expected: u64,
+    /// The stream has yielded its terminal `Disconnected` (async `Stream`).
+    #[cfg(feature = "async")]
+    ended: bool,
     /// A message whose arrival revealed a gap: returned after the lag notice.
     pending: Option<Message<T>>,
 }
@@ -71,6 +74,8 @@ impl<T> Subscriber<T> {
             stats,
             options,
             expected: 0,
+            #[cfg(feature = "async")]
+            ended: false,
             pending: None,
         }
     }
@@ -337,6 +342,116 @@ impl<T> Subscriber<T> {
         TryIter {
             sub: self,
             done: false,
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T> Subscriber<T> {
+    /// Waits asynchronously for a message, a lag notice or the end of the
+    /// stream: the async twin of [`recv`](Self::recv), for any executor.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses nothing;
+    /// the next receive gets the message it would have returned.
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// use tidings::Broker;
+    ///
+    /// let broker = Broker::new();
+    /// let mut sub = broker.subscriber();
+    /// sub.subscribe("chat:lobby");
+    /// broker.publish("chat:lobby", "hi");
+    /// assert_eq!(*sub.recv_async().await.unwrap().payload(), "hi");
+    /// # });
+    /// ```
+    pub fn recv_async(&mut self) -> RecvFuture<'_, T> {
+        RecvFuture { sub: self }
+    }
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Message<T>, RecvError>> {
+        use std::task::Poll;
+        for attempt in 0..2 {
+            match self.try_recv() {
+                Ok(m) => return Poll::Ready(Ok(m)),
+                Err(TryRecvError::Lagged(n)) => return Poll::Ready(Err(RecvError::Lagged(n))),
+                Err(TryRecvError::Disconnected(why)) => {
+                    return Poll::Ready(Err(RecvError::Disconnected(why)));
+                }
+                Err(TryRecvError::Empty) if attempt == 0 => self.stats.wake.register(cx.waker()),
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The future of [`Subscriber::recv_async`] (feature `async`).
+#[cfg(feature = "async")]
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvFuture<'a, T> {
+    sub: &'a mut Subscriber<T>,
+}
+
+#[cfg(feature = "async")]
+impl<T> std::future::Future for RecvFuture<'_, T> {
+    type Output = Result<Message<T>, RecvError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.sub.poll_recv(cx)
+    }
+}
+
+// A subscriber is never pinned structurally: `poll_next` only uses `&mut`.
+impl<T> Unpin for Subscriber<T> {}
+
+/// A subscriber is a stream of its messages (feature `async`).
+///
+/// Lag notices arrive as `Err(RecvError::Lagged(n))` items and the end of the
+/// stream as one `Err(RecvError::Disconnected(reason))` item before `None`:
+/// unlike a stream that swallows lag, nothing is lost silently. Dropping the
+/// stream drops the subscriber, which unsubscribes it from everything.
+///
+/// ```
+/// # futures_lite::future::block_on(async {
+/// use futures_lite::StreamExt;
+/// use tidings::{Broker, DisconnectReason, RecvError};
+///
+/// let broker = Broker::new();
+/// let mut sub = broker.subscriber();
+/// sub.psubscribe("chat:*");
+/// broker.publish("chat:a", 1);
+/// broker.publish("chat:b", 2);
+/// drop(broker);
+/// let items: Vec<_> = sub.map(|item| item.map(|m| *m.payload())).collect().await;
+/// assert_eq!(items, [Ok(1), Ok(2), Err(RecvError::Disconnected(DisconnectReason::BrokerClosed))]);
+/// # });
+/// ```
+#[cfg(feature = "async")]
+impl<T> futures_core::Stream for Subscriber<T> {
+    type Item = Result<Message<T>, RecvError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.poll_recv(cx) {
+            Poll::Ready(item) => {
+                self.ended = matches!(item, Err(RecvError::Disconnected(_)));
+                Poll::Ready(Some(item))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
