@@ -518,6 +518,40 @@ impl<S: Copy + Eq + Hash> Registry<S> {
         filter_names(&self.shard_channels, pattern)
     }
 
+    /// The exact subscribers of `channel`, in subscription order (pattern
+    /// subscribers are not included). An integration that receives a Redis
+    /// `message` from elsewhere delivers it to these.
+    pub fn exact_subscribers(&self, channel: &[u8]) -> &[S] {
+        self.channels.get(channel).map_or(&[], |s| s.as_slice())
+    }
+
+    /// The stored pattern and its subscribers, in subscription order, if
+    /// anyone holds `pattern`. An integration that receives a Redis
+    /// `pmessage` from elsewhere delivers it to these.
+    pub fn pattern_subscribers(&self, pattern: &[u8]) -> Option<(&Pattern, &[S])> {
+        self.patterns.get(pattern).map(|(p, s)| (p, s.as_slice()))
+    }
+
+    /// The shard subscribers of `channel`, in subscription order.
+    pub fn shard_subscribers(&self, channel: &[u8]) -> &[S] {
+        self.shard_channels
+            .get(channel)
+            .map_or(&[], |s| s.as_slice())
+    }
+
+    /// Calls `f` with the kind (`Subscribe`, `PSubscribe` or `SSubscribe`)
+    /// and name of every channel, pattern and shard channel that has at
+    /// least one subscriber: the interest an integration mirrors upstream.
+    pub fn for_each_name(&self, mut f: impl FnMut(Kind, &[u8])) {
+        self.channels.keys().for_each(|n| f(Kind::Subscribe, n));
+        self.patterns
+            .iter()
+            .for_each(|(p, _)| f(Kind::PSubscribe, p.as_bytes()));
+        self.shard_channels
+            .keys()
+            .for_each(|n| f(Kind::SSubscribe, n));
+    }
+
     /// `PUBSUB NUMSUB channel`: the number of exact subscribers; pattern
     /// subscribers are not counted.
     pub fn numsub(&self, channel: &[u8]) -> usize {

@@ -15,10 +15,145 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use tidings_core::Registry;
 
 use crate::message::{Message, MessageKind};
-use crate::policy::{ConfigError, Offer, Options, Policy, Queue};
+use crate::policy::{ConfigError, Envelope, Offer, Options, Policy, Queue};
 use crate::subscriber::Subscriber;
 
 const STRIPES: usize = 64;
+
+/// Where [`Broker::set_upstream`] sends publishes: called with
+/// [`MessageKind::Message`] for `publish` and [`MessageKind::SMessage`] for
+/// `spublish`, the channel and the payload.
+pub type Upstream<T> = Arc<
+    dyn Fn(MessageKind, &[u8], &T) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync,
+>;
+
+/// Which local subscribers [`Broker::deliver_to`] reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Target<'a> {
+    /// What `PUBLISH` reaches: the exact subscribers, then the subscribers of
+    /// every matching pattern.
+    Publish,
+    /// Only the exact subscribers of the channel (a Redis `message`).
+    Exact,
+    /// Only the subscribers of this pattern (a Redis `pmessage`), whether or
+    /// not the channel matches it: the sender already decided.
+    Pattern(&'a [u8]),
+    /// Only the shard subscribers of the channel (`SPUBLISH`, a Redis
+    /// `smessage`).
+    Shard,
+}
+
+/// The namespace of an [`InterestChange`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Scope {
+    /// An exact channel (`SUBSCRIBE`).
+    Channel,
+    /// A pattern (`PSUBSCRIBE`).
+    Pattern,
+    /// A shard channel (`SSUBSCRIBE`).
+    ShardChannel,
+}
+
+impl Scope {
+    pub(crate) fn of(kind: tidings_core::Kind) -> Scope {
+        use tidings_core::Kind;
+        match kind {
+            Kind::PSubscribe | Kind::PUnsubscribe => Scope::Pattern,
+            Kind::SSubscribe | Kind::SUnsubscribe => Scope::ShardChannel,
+            _ => Scope::Channel,
+        }
+    }
+}
+
+/// A change of a broker's interest, passed to [`Broker::watch_interest`]'s
+/// hook: a name gained its first subscriber or lost its last one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct InterestChange<'a> {
+    /// Channel, pattern or shard channel.
+    pub scope: Scope,
+    /// The name.
+    pub name: &'a [u8],
+    /// `true`: the first subscriber arrived; `false`: the last one left.
+    pub active: bool,
+}
+
+type Hook = Arc<dyn Fn(&InterestChange<'_>) + Send + Sync>;
+
+/// Keeps an interest hook installed; dropping it removes the hook. See
+/// [`Broker::watch_interest`].
+pub struct InterestWatch<T> {
+    shared: Arc<Shared<T>>,
+    id: u64,
+}
+
+impl<T> Drop for InterestWatch<T> {
+    fn drop(&mut self) {
+        self.shared.write().hooks.retain(|(id, _)| *id != self.id);
+    }
+}
+
+impl<T> std::fmt::Debug for InterestWatch<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterestWatch")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A publish that could not be forwarded to the broker's upstream.
+#[non_exhaustive]
+pub enum PublishError<T> {
+    /// The upstream refused the message; it was not delivered anywhere.
+    Upstream {
+        /// The payload, handed back.
+        payload: T,
+        /// Why the upstream refused it.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl<T> PublishError<T> {
+    /// The payload that was not published.
+    pub fn into_inner(self) -> T {
+        match self {
+            PublishError::Upstream { payload, .. } => payload,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::Upstream { source, .. } => f
+                .debug_struct("Upstream")
+                .field("source", source)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<T> std::fmt::Display for PublishError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::Upstream { source, .. } => {
+                write!(f, "upstream refused the message: {source}")
+            }
+        }
+    }
+}
+
+impl<T> std::error::Error for PublishError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PublishError::Upstream { source, .. } => Some(&**source),
+        }
+    }
+}
 
 /// Broker-wide counters, from [`Broker::metrics`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -36,6 +171,10 @@ pub struct Metrics {
     pub lagged: u64,
     /// Subscribers removed by `Disconnect`.
     pub disconnected: u64,
+    /// Publishes handed to the upstream (see [`Broker::set_upstream`]).
+    pub forwarded: u64,
+    /// Publishes the upstream refused: not delivered anywhere.
+    pub upstream_failed: u64,
     /// Live subscriber handles.
     pub subscribers: u64,
 }
@@ -47,6 +186,8 @@ struct Counters {
     dropped: AtomicU64,
     lagged: AtomicU64,
     disconnected: AtomicU64,
+    forwarded: AtomicU64,
+    upstream_failed: AtomicU64,
 }
 
 /// One subscriber's place in the broker.
@@ -64,6 +205,9 @@ pub(crate) struct State<T> {
     free: Vec<u32>,
     /// Every broker handle is gone: no queue is kept.
     closed: bool,
+    /// Interest hooks, by watch id.
+    pub(crate) hooks: Vec<(u64, Hook)>,
+    next_hook: u64,
 }
 
 impl<T> State<T> {
@@ -78,7 +222,9 @@ impl<T> State<T> {
     /// Removes subscriber `id` from the registry and drops its queue's
     /// sending side, which ends its stream once drained.
     pub(crate) fn remove(&mut self, id: u64) {
-        self.registry.remove_subscriber(id);
+        let hooks = &self.hooks;
+        self.registry
+            .remove_subscriber_with(id, |kind, name| announce(hooks, kind, name));
         let index = (id & 0xffff_ffff) as usize;
         if let Some(slot) = self.slots.get_mut(index) {
             if u64::from(slot.generation) == id >> 32 && slot.queue.take().is_some() {
@@ -86,6 +232,19 @@ impl<T> State<T> {
                 self.free.push(index as u32);
             }
         }
+    }
+}
+
+/// Tells every hook that `kind` (a subscribe kind: gained; an unsubscribe
+/// kind: lost) changed the interest in `name`.
+pub(crate) fn announce(hooks: &[(u64, Hook)], kind: tidings_core::Kind, name: &[u8]) {
+    let change = InterestChange {
+        scope: Scope::of(kind),
+        name,
+        active: kind.is_subscribe(),
+    };
+    for (_, hook) in hooks {
+        hook(&change);
     }
 }
 
@@ -101,6 +260,8 @@ pub(crate) struct Shared<T> {
     /// Subscribers that overflowed under `Disconnect`, to remove once the
     /// publish that found them releases the shared lock.
     doomed: Mutex<Vec<u64>>,
+    upstream: RwLock<Option<Upstream<T>>>,
+    has_upstream: std::sync::atomic::AtomicBool,
 }
 
 impl<T> Shared<T> {
@@ -212,6 +373,8 @@ impl<T> Broker<T> {
             slots: Vec::new(),
             free: Vec::new(),
             closed: false,
+            hooks: Vec::new(),
+            next_hook: 0,
         };
         Broker {
             shared: Arc::new(Shared {
@@ -222,6 +385,8 @@ impl<T> Broker<T> {
                 defaults,
                 counters: Counters::default(),
                 doomed: Mutex::new(Vec::new()),
+                upstream: RwLock::new(None),
+                has_upstream: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -301,6 +466,7 @@ impl<T> Broker<T> {
         T: Clone,
     {
         self.route(MessageKind::Message, channel.as_ref(), payload)
+            .unwrap_or(0)
     }
 
     /// `SPUBLISH shardchannel payload`: delivers only to the shard
@@ -322,19 +488,124 @@ impl<T> Broker<T> {
         T: Clone,
     {
         self.route(MessageKind::SMessage, channel.as_ref(), payload)
+            .unwrap_or(0)
     }
 
-    fn route(&self, kind: MessageKind, channel: &[u8], payload: T) -> usize
+    /// Like [`publish`](Self::publish), but reports a failure to forward the
+    /// message upstream (see [`set_upstream`](Self::set_upstream)) as an
+    /// error that hands the payload back. Without an upstream it never fails.
+    pub fn try_publish(
+        &self,
+        channel: impl AsRef<[u8]>,
+        payload: T,
+    ) -> Result<usize, PublishError<T>>
     where
         T: Clone,
     {
+        self.route(MessageKind::Message, channel.as_ref(), payload)
+    }
+
+    /// Like [`spublish`](Self::spublish), reporting an upstream failure.
+    pub fn try_spublish(
+        &self,
+        channel: impl AsRef<[u8]>,
+        payload: T,
+    ) -> Result<usize, PublishError<T>>
+    where
+        T: Clone,
+    {
+        self.route(MessageKind::SMessage, channel.as_ref(), payload)
+    }
+
+    fn route(&self, kind: MessageKind, channel: &[u8], payload: T) -> Result<usize, PublishError<T>>
+    where
+        T: Clone,
+    {
+        let target = if kind == MessageKind::SMessage {
+            Target::Shard
+        } else {
+            Target::Publish
+        };
+        if self.shared.has_upstream.load(Ordering::Acquire) {
+            let upstream = self
+                .shared
+                .upstream
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(upstream) = upstream {
+                return self.forward(&upstream, kind, target, channel, payload);
+            }
+        }
+        Ok(self.deliver_to(target, channel, payload))
+    }
+
+    /// Hands a publish to the upstream instead of delivering it here.
+    fn forward(
+        &self,
+        upstream: &Upstream<T>,
+        kind: MessageKind,
+        target: Target<'_>,
+        channel: &[u8],
+        payload: T,
+    ) -> Result<usize, PublishError<T>> {
+        let counters = &self.shared.counters;
+        counters.published.fetch_add(1, Ordering::Relaxed);
+        let local = {
+            let state = self.shared.read();
+            match target {
+                Target::Shard => state.registry.shard_subscribers(channel).len(),
+                _ => state.registry.publish(channel, |_, _| {}),
+            }
+        };
+        match upstream(kind, channel, &payload) {
+            Ok(()) => {
+                counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                Ok(local)
+            }
+            Err(source) => {
+                counters.upstream_failed.fetch_add(1, Ordering::Relaxed);
+                Err(PublishError::Upstream { payload, source })
+            }
+        }
+    }
+
+    /// Delivers `payload` to the local subscribers that `target` selects,
+    /// bypassing any upstream, and returns the number of deliveries (queued
+    /// plus dropped by policy). [`Target::Publish`] is what `publish` does
+    /// without an upstream.
+    ///
+    /// This is the other half of an integration that carries messages
+    /// between processes: when it receives a Redis `message`, it delivers
+    /// to [`Target::Exact`]; a `pmessage`, to [`Target::Pattern`] of the
+    /// pattern named in it; an `smessage`, to [`Target::Shard`]. A subscriber
+    /// holding both the channel and a matching pattern then receives both,
+    /// exactly once each.
+    ///
+    /// ```
+    /// use tidings::{Broker, Target};
+    ///
+    /// let broker = Broker::new();
+    /// let mut sub = broker.subscriber();
+    /// sub.subscribe("news");
+    /// sub.psubscribe("n*");
+    /// assert_eq!(broker.deliver_to(Target::Exact, "news", 1), 1);
+    /// assert_eq!(broker.deliver_to(Target::Pattern(b"n*"), "news", 2), 1);
+    /// assert_eq!(sub.recv().unwrap().pattern(), None);
+    /// assert_eq!(sub.recv().unwrap().pattern(), Some(&b"n*"[..]));
+    /// ```
+    pub fn deliver_to(&self, target: Target<'_>, channel: impl AsRef<[u8]>, payload: T) -> usize
+    where
+        T: Clone,
+    {
+        let channel = channel.as_ref();
         let shared = &*self.shared;
         let mut name: Option<Arc<[u8]>> = None;
         let mut stripe = None;
-        let mut waits: Vec<(Arc<Queue<T>>, crate::policy::Envelope<T>)> = Vec::new();
+        let mut waits: Vec<(Arc<Queue<T>>, Envelope<T>)> = Vec::new();
         let (mut delivered, mut dropped, mut lagged, mut doomed) = (0u64, 0u64, 0u64, false);
         let state = shared.read();
-        let namespace = u8::from(kind == MessageKind::SMessage);
+        let namespace = u8::from(target == Target::Shard);
         let mut deliver = |id: u64, pattern: Option<&tidings_core::Pattern>, kind: MessageKind| {
             if stripe.is_none() {
                 stripe = Some(shared.stripe(namespace, channel));
@@ -352,10 +623,7 @@ impl<T> Broker<T> {
             // A subscriber already waited on in this publish (it holds the
             // channel and a pattern) waits again, so its two stay in order.
             if !waits.is_empty() && waits.iter().any(|(q, _)| Arc::ptr_eq(q, queue)) {
-                waits.push((
-                    Arc::clone(queue),
-                    crate::policy::Envelope { seq: 0, message },
-                ));
+                waits.push((Arc::clone(queue), Envelope { seq: 0, message }));
                 return;
             }
             match queue.offer(message) {
@@ -377,11 +645,9 @@ impl<T> Broker<T> {
                 }
             }
         };
-        let n = match kind {
-            MessageKind::SMessage => state
-                .registry
-                .spublish(channel, |id| deliver(id, None, kind)),
-            _ => state.registry.publish(channel, |id, pattern| {
+        let registry = &state.registry;
+        let n = match target {
+            Target::Publish => registry.publish(channel, |id, pattern| {
                 let kind = if pattern.is_some() {
                     MessageKind::PMessage
                 } else {
@@ -389,6 +655,23 @@ impl<T> Broker<T> {
                 };
                 deliver(id, pattern, kind)
             }),
+            Target::Shard => {
+                registry.spublish(channel, |id| deliver(id, None, MessageKind::SMessage))
+            }
+            Target::Exact => {
+                let subs = registry.exact_subscribers(channel);
+                subs.iter()
+                    .for_each(|&id| deliver(id, None, MessageKind::Message));
+                subs.len()
+            }
+            Target::Pattern(p) => match registry.pattern_subscribers(p) {
+                Some((pattern, subs)) => {
+                    subs.iter()
+                        .for_each(|&id| deliver(id, Some(pattern), MessageKind::PMessage));
+                    subs.len()
+                }
+                None => 0,
+            },
         };
         drop(state);
         for (queue, envelope) in waits {
@@ -414,6 +697,83 @@ impl<T> Broker<T> {
             self.reap();
         }
         n
+    }
+
+    /// Sends every later `publish` and `spublish` to `upstream` instead of
+    /// delivering it here, or, with `None`, restores local delivery.
+    ///
+    /// This is how a process joins a wider bus (the Redis bridge does it):
+    /// the upstream carries the message to wherever it is ordered, and the
+    /// integration brings it back with [`deliver_to`](Self::deliver_to), so
+    /// every node sees one order. While an upstream is set, `publish`
+    /// returns the number of local deliveries the routing knows of at the
+    /// time of the call (those the message will reach when it comes back),
+    /// and a message the upstream refuses is counted in
+    /// [`Metrics::upstream_failed`] and reported by
+    /// [`try_publish`](Self::try_publish).
+    pub fn set_upstream(&self, upstream: Option<Upstream<T>>) {
+        let mut slot = self
+            .shared
+            .upstream
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.shared
+            .has_upstream
+            .store(upstream.is_some(), Ordering::Release);
+        *slot = upstream;
+    }
+
+    /// Calls `hook` whenever this broker's interest changes: when a channel,
+    /// pattern or shard channel gains its first subscriber
+    /// ([`InterestChange::active`] is `true`) or loses its last one
+    /// (`false`), however that happens (an unsubscribe, an "unsubscribe
+    /// all", a dropped subscriber, a `Disconnect` policy). Before returning,
+    /// it calls `hook` once for every name already held, so the watcher
+    /// starts from the full picture with no gap.
+    ///
+    /// The hook runs while the registry lock is held, in the order the
+    /// changes happen: keep it short, and do not call back into the broker
+    /// from it (send the change on a channel instead). It stays installed
+    /// until the returned [`InterestWatch`] is dropped.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use tidings::{Broker, Scope};
+    ///
+    /// let broker: Broker<()> = Broker::new();
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let _watch = broker.watch_interest(move |change| {
+    ///     let _ = tx.lock().unwrap().send((change.scope, change.name.to_vec(), change.active));
+    /// });
+    /// let mut a = broker.subscriber();
+    /// let mut b = broker.subscriber();
+    /// a.subscribe("news");
+    /// b.subscribe("news"); // not the first: no change
+    /// drop(a);             // not the last: no change
+    /// drop(b);
+    /// let changes: Vec<_> = rx.try_iter().collect();
+    /// assert_eq!(changes, [(Scope::Channel, b"news".to_vec(), true), (Scope::Channel, b"news".to_vec(), false)]);
+    /// ```
+    pub fn watch_interest(
+        &self,
+        hook: impl Fn(&InterestChange<'_>) + Send + Sync + 'static,
+    ) -> InterestWatch<T> {
+        let mut state = self.shared.write();
+        state.registry.for_each_name(|kind, name| {
+            hook(&InterestChange {
+                scope: Scope::of(kind),
+                name,
+                active: true,
+            });
+        });
+        let id = state.next_hook;
+        state.next_hook += 1;
+        state.hooks.push((id, Arc::new(hook)));
+        InterestWatch {
+            shared: Arc::clone(&self.shared),
+            id,
+        }
     }
 
     /// Removes the subscribers that overflowed under `Disconnect`.
@@ -488,6 +848,8 @@ impl<T> Broker<T> {
             dropped: c.dropped.load(Ordering::Relaxed),
             lagged: c.lagged.load(Ordering::Relaxed),
             disconnected: c.disconnected.load(Ordering::Relaxed),
+            forwarded: c.forwarded.load(Ordering::Relaxed),
+            upstream_failed: c.upstream_failed.load(Ordering::Relaxed),
             subscribers: self.shared.subscribers.load(Ordering::Relaxed) as u64,
         }
     }

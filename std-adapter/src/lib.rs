@@ -195,7 +195,10 @@ mod subscriber;
 #[cfg(feature = "async")]
 mod wake;
 
-pub use broker::{Broker, BrokerBuilder, Metrics};
+pub use broker::{
+    Broker, BrokerBuilder, InterestChange, InterestWatch, Metrics, PublishError, Scope, Target,
+    Upstream,
+};
 pub use crossbeam_channel;
 pub use message::{
     DisconnectReason, Message, MessageKind, RecvError, RecvTimeoutError, TryRecvError,

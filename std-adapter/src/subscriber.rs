@@ -7,7 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 use tidings_core::Kind;
 
-use crate::broker::Shared;
+use crate::broker::{Shared, State, announce};
 use crate::message::{DisconnectReason, Message, RecvError, RecvTimeoutError, TryRecvError};
 use crate::policy::{Envelope, Options, Policy, Stats, SubscriberStats};
 
@@ -80,31 +80,51 @@ impl<T> Subscriber<T> {
         }
     }
 
-    fn op(
-        &mut self,
-        f: impl FnOnce(&mut tidings_core::Registry<u64>, u64) -> Confirmation,
-    ) -> Confirmation {
-        let mut state = self.shared.write();
-        let c = f(&mut state.registry, self.id);
+    /// Runs one single-name operation and tells the interest hooks.
+    fn op(&mut self, kind: Kind, name: &[u8]) -> Confirmation {
         // A subscriber removed by its policy (or created after the broker
         // closed) stays out of the registry: its stream has ended.
         if self.is_disconnected() {
-            state.registry.remove_subscriber(self.id);
+            return Confirmation {
+                kind,
+                name: Some(name.to_vec()),
+                count: 0,
+            };
         }
-        c
+        let mut state = self.shared.write();
+        let (registry, id) = (&mut state.registry, self.id);
+        let c = match kind {
+            Kind::Subscribe => registry.subscribe(id, name),
+            Kind::PSubscribe => registry.psubscribe(id, name),
+            Kind::SSubscribe => registry.ssubscribe(id, name),
+            Kind::PUnsubscribe => registry.punsubscribe(id, name),
+            Kind::SUnsubscribe => registry.sunsubscribe(id, name),
+            _ => registry.unsubscribe(id, name),
+        };
+        if c.interest_changed {
+            announce(&state.hooks, kind, name);
+        }
+        c.into()
     }
 
-    fn op_all(
-        &mut self,
-        f: impl FnOnce(
-            &mut tidings_core::Registry<u64>,
-            u64,
-            &mut dyn FnMut(tidings_core::Confirmation<'_>),
-        ),
-    ) -> Vec<Confirmation> {
+    /// Runs an "unsubscribe all" of `kind` and tells the interest hooks.
+    fn op_all(&mut self, kind: Kind) -> Vec<Confirmation> {
         let mut out = Vec::new();
         let mut state = self.shared.write();
-        f(&mut state.registry, self.id, &mut |c| out.push(c.into()));
+        let State {
+            registry, hooks, ..
+        } = &mut *state;
+        let mut confirm = |c: tidings_core::Confirmation<'_>| {
+            if let (true, Some(name)) = (c.interest_changed, c.name) {
+                announce(hooks, kind, name);
+            }
+            out.push(c.into());
+        };
+        match kind {
+            Kind::PUnsubscribe => registry.punsubscribe_all(self.id, &mut confirm),
+            Kind::SUnsubscribe => registry.sunsubscribe_all(self.id, &mut confirm),
+            _ => registry.unsubscribe_all(self.id, &mut confirm),
+        }
         out
     }
 
@@ -130,12 +150,12 @@ impl<T> Subscriber<T> {
     /// assert_eq!(sub.psubscribe("b*").count, 2); // channels plus patterns
     /// ```
     pub fn subscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-        self.op(|r, id| r.subscribe(id, channel.as_ref()).into())
+        self.op(Kind::Subscribe, channel.as_ref())
     }
 
     /// `UNSUBSCRIBE channel`; confirms even if the channel was not held.
     pub fn unsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-        self.op(|r, id| r.unsubscribe(id, channel.as_ref()).into())
+        self.op(Kind::Unsubscribe, channel.as_ref())
     }
 
     /// `UNSUBSCRIBE` with no arguments: one confirmation per channel held, in
@@ -153,37 +173,37 @@ impl<T> Subscriber<T> {
     /// assert_eq!((all[0].name.clone(), all[0].count), (None, 1)); // the pattern remains
     /// ```
     pub fn unsubscribe_all(&mut self) -> Vec<Confirmation> {
-        self.op_all(|r, id, f| r.unsubscribe_all(id, f))
+        self.op_all(Kind::Unsubscribe)
     }
 
     /// `PSUBSCRIBE pattern` (Redis glob syntax; see [`tidings_core::glob`]).
     pub fn psubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
-        self.op(|r, id| r.psubscribe(id, pattern.as_ref()).into())
+        self.op(Kind::PSubscribe, pattern.as_ref())
     }
 
     /// `PUNSUBSCRIBE pattern`.
     pub fn punsubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
-        self.op(|r, id| r.punsubscribe(id, pattern.as_ref()).into())
+        self.op(Kind::PUnsubscribe, pattern.as_ref())
     }
 
     /// `PUNSUBSCRIBE` with no arguments.
     pub fn punsubscribe_all(&mut self) -> Vec<Confirmation> {
-        self.op_all(|r, id, f| r.punsubscribe_all(id, f))
+        self.op_all(Kind::PUnsubscribe)
     }
 
     /// `SSUBSCRIBE shardchannel`. Its count is the number of shard channels.
     pub fn ssubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-        self.op(|r, id| r.ssubscribe(id, channel.as_ref()).into())
+        self.op(Kind::SSubscribe, channel.as_ref())
     }
 
     /// `SUNSUBSCRIBE shardchannel`.
     pub fn sunsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-        self.op(|r, id| r.sunsubscribe(id, channel.as_ref()).into())
+        self.op(Kind::SUnsubscribe, channel.as_ref())
     }
 
     /// `SUNSUBSCRIBE` with no arguments.
     pub fn sunsubscribe_all(&mut self) -> Vec<Confirmation> {
-        self.op_all(|r, id, f| r.sunsubscribe_all(id, f))
+        self.op_all(Kind::SUnsubscribe)
     }
 
     /// The subscriber's numbers of channels, patterns and shard channels.
