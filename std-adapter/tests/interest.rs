@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tidings::{Broker, MessageKind, Options, Policy, PublishError, Scope, Target, TryRecvError};
 
 type Log = Arc<Mutex<Vec<(Scope, Vec<u8>, bool)>>>;
+type Sent = Arc<Mutex<Vec<(MessageKind, Vec<u8>, u32)>>>;
 
 fn watch(broker: &Broker<u32>) -> (Log, tidings::InterestWatch<u32>) {
     let log: Log = Arc::default();
@@ -117,7 +118,7 @@ fn upstream_receives_publishes_instead_of_local_delivery() {
     sub.subscribe("ch");
     sub.psubscribe("c*");
     sub.ssubscribe("s");
-    let sent: Arc<Mutex<Vec<(MessageKind, Vec<u8>, u32)>>> = Arc::default();
+    let sent: Sent = Arc::default();
     let sink = Arc::clone(&sent);
     broker.set_upstream(Some(Arc::new(
         move |kind, channel: &[u8], payload: &u32| {
