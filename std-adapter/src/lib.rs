@@ -206,7 +206,7 @@ pub use message::{
 pub use policy::{ConfigError, Envelope, Options, Policy, SubscriberStats};
 #[cfg(feature = "async")]
 pub use subscriber::RecvFuture;
-pub use subscriber::{Confirmation, Iter, Subscriber, TryIter};
+pub use subscriber::{Accepted, Confirmation, Iter, Subscriber, TryIter};
 pub use tidings_core as core;
 pub use tidings_core::{Counts, Kind, glob, keyspace, slot};
 

@@ -207,8 +207,10 @@ pub(crate) enum Offer<T> {
 /// The publisher's side of one subscriber's queue.
 pub(crate) struct Queue<T> {
     tx: Sender<Envelope<T>>,
-    /// Used by `DropOldest` to discard the oldest message.
-    rx: Receiver<Envelope<T>>,
+    /// Used by `DropOldest` to discard the oldest message. Other policies
+    /// keep no receiver, so that dropping the subscriber disconnects the
+    /// channel and a publisher waiting under `Block` returns at once.
+    rx: Option<Receiver<Envelope<T>>>,
     pub(crate) options: Options,
     /// Next sequence number; held while a `DropOldest` queue is written so
     /// that sequence numbers enter the queue in order.
@@ -235,7 +237,7 @@ impl<T> Queue<T> {
         let stats = Arc::new(Stats::default());
         let queue = Queue {
             tx,
-            rx: rx.clone(),
+            rx: (options.policy == Policy::DropOldest).then(|| rx.clone()),
             options,
             seq: Mutex::new(0),
             stats: Arc::clone(&stats),
@@ -264,8 +266,13 @@ impl<T> Queue<T> {
                 Policy::Block { .. } => Offer::Wait(envelope),
                 Policy::Disconnect => {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.stats.disconnected.store(true, Ordering::Release);
-                    Offer::Overflowed
+                    // Two publishers can overflow the same queue at once:
+                    // only the first one disconnects it.
+                    if self.stats.disconnected.swap(true, Ordering::AcqRel) {
+                        Offer::Dropped
+                    } else {
+                        Offer::Overflowed
+                    }
                 }
                 _ => {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -300,7 +307,7 @@ impl<T> Queue<T> {
                 }
                 Err(TrySendError::Full(back)) => {
                     envelope = back;
-                    if self.rx.try_recv().is_ok() {
+                    if self.rx.as_ref().is_some_and(|rx| rx.try_recv().is_ok()) {
                         self.stats.lagged.fetch_add(1, Ordering::Relaxed);
                         lagged = true;
                     }

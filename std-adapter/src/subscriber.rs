@@ -250,45 +250,77 @@ impl<T> Subscriber<T> {
         }
     }
 
-    /// Turns an envelope taken from [`receiver`](Self::receiver) into its
-    /// message, detecting loss: if messages were discarded just before it
-    /// (under [`Policy::DropOldest`]), returns
-    /// [`RecvError::Lagged(n)`](RecvError::Lagged) and keeps the message,
-    /// which the next [`try_recv`](Self::try_recv) (or any receive) returns.
+    /// Turns an envelope taken from [`receiver`](Self::receiver) into what it
+    /// reveals, in stream order: a message kept back by an earlier
+    /// [`RecvError::Lagged`] from [`recv`](Self::recv) or
+    /// [`try_recv`](Self::try_recv) (if any), then
+    /// [`RecvError::Lagged(n)`](RecvError::Lagged) if `n` messages were
+    /// discarded just before this one (under [`Policy::DropOldest`]), then
+    /// the envelope's message. Nothing is kept back afterwards, so a
+    /// `select!` loop can go straight back to waiting.
     ///
     /// ```
     /// use crossbeam_channel::{select, unbounded};
-    /// use tidings::Broker;
+    /// use tidings::{Broker, Options, Policy, RecvError};
     ///
     /// let broker = Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let mut sub = broker.subscriber_with(Options::new().capacity(2).policy(Policy::DropOldest));
     /// sub.subscribe("jobs");
     /// let (_shutdown_tx, shutdown) = unbounded::<()>();
-    /// broker.publish("jobs", 7);
-    /// select! {
-    ///     recv(sub.receiver()) -> envelope => {
-    ///         let message = sub.accept(envelope.unwrap()).unwrap();
-    ///         assert_eq!(*message.payload(), 7);
-    ///     }
-    ///     recv(shutdown) -> _ => unreachable!(),
+    /// for job in 1..=3 {
+    ///     broker.publish("jobs", job); // job 1 is overwritten
     /// }
+    /// let mut seen = Vec::new();
+    /// while seen.len() < 3 {
+    ///     select! {
+    ///         recv(sub.receiver()) -> envelope => {
+    ///             seen.extend(sub.accept(envelope.unwrap()).map(|item| item.map(|m| *m.payload())));
+    ///         }
+    ///         recv(shutdown) -> _ => unreachable!(),
+    ///     }
+    /// }
+    /// assert_eq!(seen, [Err(RecvError::Lagged(1)), Ok(2), Ok(3)]);
     /// ```
-    pub fn accept(&mut self, envelope: Envelope<T>) -> Result<Message<T>, RecvError> {
+    pub fn accept(&mut self, envelope: Envelope<T>) -> Accepted<T> {
+        let kept = self.pending.take().map(Ok);
+        let (lag, message) = self.open(envelope);
+        Accepted {
+            items: [
+                kept,
+                lag.map(|n| Err(RecvError::Lagged(n))),
+                Some(Ok(message)),
+            ]
+            .into_iter(),
+        }
+    }
+
+    /// Checks an envelope's place in the stream: returns the number of
+    /// messages discarded just before it, if any, and its message.
+    fn open(&mut self, envelope: Envelope<T>) -> (Option<u64>, Message<T>) {
+        let mut lag = None;
         if self.options.policy == Policy::DropOldest {
             let gap = envelope.seq.saturating_sub(self.expected);
             self.expected = envelope.seq + 1;
-            if gap > 0 {
-                self.pending = Some(envelope.message);
-                return Err(RecvError::Lagged(gap));
-            }
+            lag = (gap > 0).then_some(gap);
         }
-        Ok(envelope.message)
+        (lag, envelope.message)
+    }
+
+    /// Receives one envelope's worth for `recv` and friends: the message, or
+    /// a lag notice with the message kept for the next call.
+    fn take(&mut self, envelope: Envelope<T>) -> Result<Message<T>, RecvError> {
+        match self.open(envelope) {
+            (Some(n), message) => {
+                self.pending = Some(message);
+                Err(RecvError::Lagged(n))
+            }
+            (None, message) => Ok(message),
+        }
     }
 
     /// The underlying crossbeam receiver, to wait on several subscribers and
     /// channels at once with `crossbeam_channel::select!`. Pass what it
-    /// yields to [`accept`](Self::accept). Receiving from it directly skips
-    /// the lag check only if you skip `accept`.
+    /// yields to [`accept`](Self::accept), which detects loss.
     pub fn receiver(&self) -> &Receiver<Envelope<T>> {
         &self.rx
     }
@@ -313,7 +345,7 @@ impl<T> Subscriber<T> {
             return Ok(m);
         }
         match self.rx.recv() {
-            Ok(envelope) => self.accept(envelope),
+            Ok(envelope) => self.take(envelope),
             Err(_) => Err(RecvError::Disconnected(self.reason())),
         }
     }
@@ -324,7 +356,7 @@ impl<T> Subscriber<T> {
             return Ok(m);
         }
         match self.rx.try_recv() {
-            Ok(envelope) => self.accept(envelope).map_err(Into::into),
+            Ok(envelope) => self.take(envelope).map_err(Into::into),
             Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
             Err(crossbeam_channel::TryRecvError::Disconnected) => {
                 Err(TryRecvError::Disconnected(self.reason()))
@@ -338,7 +370,7 @@ impl<T> Subscriber<T> {
             return Ok(m);
         }
         match self.rx.recv_timeout(timeout) {
-            Ok(envelope) => self.accept(envelope).map_err(Into::into),
+            Ok(envelope) => self.take(envelope).map_err(Into::into),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(RecvTimeoutError::Timeout),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 Err(RecvTimeoutError::Disconnected(self.reason()))
@@ -489,6 +521,21 @@ impl<T> fmt::Debug for Subscriber<T> {
             .field("options", &self.options)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
+    }
+}
+
+/// What one envelope reveals, from [`Subscriber::accept`]: an iterator over
+/// at most three items in stream order.
+#[derive(Debug)]
+pub struct Accepted<T> {
+    items: std::array::IntoIter<Option<Result<Message<T>, RecvError>>, 3>,
+}
+
+impl<T> Iterator for Accepted<T> {
+    type Item = Result<Message<T>, RecvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.items.by_ref().flatten().next()
     }
 }
 
