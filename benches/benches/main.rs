@@ -6,11 +6,17 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+mod contention;
+mod fanout;
 mod glob;
+mod index;
 
 /// Registers every topic's groups.
 fn all(c: &mut Criterion) {
     glob::register(c);
+    index::register(c);
+    fanout::register(c);
+    contention::register(c);
 }
 
 criterion_group!(benches, all);
