@@ -36,6 +36,7 @@
 //! entries; a publish matched by more than 16 distinct patterns spills that
 //! buffer to the heap once.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::hash::BuildHasher;
 
@@ -89,12 +90,15 @@ struct Entry<V> {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Filed {
-    /// In the table for (`from_end`, `offset`), under a literal of `len` bytes
-    /// that starts at `at` in the pattern's fixed literal list order.
+    /// In the table for (`from_end`, `offset`), under a literal of `len`
+    /// bytes. `whole`: the literal is all of the pattern but its stars
+    /// (`p42:*`, `*.sports`), so a channel carrying it matches for certain and
+    /// the matcher is not run.
     Literal {
         from_end: bool,
         offset: usize,
         len: usize,
+        whole: bool,
     },
     /// At this position of the always-check list.
     Always(usize),
@@ -109,6 +113,47 @@ struct Table {
     /// Distinct key lengths held, ascending, each with its number of buckets.
     lengths: Vec<(usize, usize)>,
     buckets: HashTable<Bucket>,
+    /// A one-hash Bloom filter over the buckets' hashes: a probe whose bit is
+    /// clear skips the table, which keeps most probes in cache. Bits are set
+    /// on insert and only cleared by a rebuild, so a set bit may be stale
+    /// (costing a probe), but a clear bit is always right.
+    filter: Box<[u64]>,
+    /// Buckets removed since the filter was last rebuilt.
+    stale: usize,
+}
+
+/// Words in a table's filter: 2^16 bits, 8 KiB.
+const FILTER_WORDS: usize = 1024;
+
+fn filter_bit(hash: u64) -> (usize, u64) {
+    let index = ((hash >> 32) & 0xffff) as usize;
+    (index >> 6, 1 << (index & 63))
+}
+
+impl Table {
+    fn may_hold(&self, hash: u64) -> bool {
+        let (word, bit) = filter_bit(hash);
+        self.filter.get(word).is_some_and(|w| w & bit != 0)
+    }
+
+    fn mark(&mut self, hash: u64) {
+        let (word, bit) = filter_bit(hash);
+        if let Some(w) = self.filter.get_mut(word) {
+            *w |= bit;
+        }
+    }
+
+    /// Notes a removed bucket; rebuilds the filter once stale bits could
+    /// outnumber live ones.
+    fn forget(&mut self) {
+        self.stale += 1;
+        if self.stale > self.buckets.len() + 64 {
+            self.filter.iter_mut().for_each(|w| *w = 0);
+            let hashes: Vec<u64> = self.buckets.iter().map(|b| b.hash).collect();
+            hashes.into_iter().for_each(|h| self.mark(h));
+            self.stale = 0;
+        }
+    }
 }
 
 /// The patterns filed under one literal key.
@@ -295,6 +340,8 @@ impl<V> PatternIndex<V> {
                     offset: best.offset,
                     lengths: Vec::new(),
                     buckets: HashTable::new(),
+                    filter: alloc::vec![0; FILTER_WORDS].into_boxed_slice(),
+                    stale: 0,
                 });
                 self.tables.len() - 1
             }
@@ -315,6 +362,7 @@ impl<V> PatternIndex<V> {
         match table.buckets.find_mut(hash, same_key) {
             Some(bucket) => bucket.ids.push(id),
             None => {
+                table.mark(hash);
                 table.buckets.insert_unique(
                     hash,
                     Bucket {
@@ -330,10 +378,12 @@ impl<V> PatternIndex<V> {
                 }
             }
         }
+        let whole = pattern.exact_len().is_none() && pattern.min_len() == len && best.offset == 0;
         Filed::Literal {
             from_end: best.from_end,
             offset: best.offset,
             len,
+            whole,
         }
     }
 
@@ -378,6 +428,7 @@ impl<V> PatternIndex<V> {
                 from_end,
                 offset,
                 len,
+                ..
             } => {
                 let key = key_of(&entry.pattern, from_end, offset).unwrap_or(&[]);
                 let hash = self.literal_hash(key.iter().copied(), from_end);
@@ -393,6 +444,7 @@ impl<V> PatternIndex<V> {
                         ids.retain(|other| *other != id);
                         if ids.is_empty() {
                             bucket.remove();
+                            table.forget();
                             if let Ok(i) = table.lengths.binary_search_by_key(&len, |&(l, _)| l) {
                                 table.lengths[i].1 -= 1;
                                 if table.lengths[i].1 == 0 {
@@ -424,9 +476,30 @@ impl<V> PatternIndex<V> {
             return;
         }
         let mut hits: SmallVec<[(u64, u32); 16]> = SmallVec::new();
-        let mut confirm = |id: u32| {
+        // `probe` is the part of the channel a literal key was found at: a
+        // pattern that is that literal plus stars matches without running
+        // the matcher (the bytes are compared, since hashes can collide).
+        let mut confirm = |id: u32, probe: Option<&[u8]>| {
             if let Some(e) = self.entry(id) {
-                if e.pattern.matches(channel) {
+                let certain = match (e.filed, probe) {
+                    (
+                        Filed::Literal {
+                            whole: true,
+                            from_end,
+                            ..
+                        },
+                        Some(probe),
+                    ) => {
+                        let key = if from_end {
+                            e.pattern.literal_suffix()
+                        } else {
+                            e.pattern.literal_prefix()
+                        };
+                        key == probe
+                    }
+                    _ => e.pattern.matches(channel),
+                };
+                if certain {
                     hits.push((e.seq, id));
                 }
             }
@@ -451,16 +524,25 @@ impl<V> PatternIndex<V> {
                     walked += 1;
                 }
                 let hash = finish(h, len);
+                if !table.may_hold(hash) {
+                    continue;
+                }
+                let probe = if table.from_end {
+                    &channel[channel.len() - table.offset - len..channel.len() - table.offset]
+                } else {
+                    &channel[table.offset..table.offset + len]
+                };
                 // Distinct keys may share a hash: visit every bucket that
-                // could hold this one (the matcher rejects the impostors).
+                // could hold this one (impostors are rejected by the byte
+                // comparison or the matcher).
                 for bucket in table.buckets.iter_hash(hash) {
                     if bucket.hash == hash && bucket.len == len {
-                        bucket.ids.iter().for_each(|&id| confirm(id));
+                        bucket.ids.iter().for_each(|&id| confirm(id, Some(probe)));
                     }
                 }
             }
         }
-        self.always.iter().for_each(|&id| confirm(id));
+        self.always.iter().for_each(|&id| confirm(id, None));
         hits.sort_unstable();
         for (_, id) in hits {
             if let Some(e) = self.entry(id) {
@@ -531,8 +613,13 @@ impl<V> PatternIndex<V> {
                     from_end,
                     offset,
                     len,
+                    whole,
                 } => {
                     filed_literal += 1;
+                    let only_key = e.pattern.exact_len().is_none()
+                        && e.pattern.min_len() == len
+                        && offset == 0;
+                    assert_eq!(whole, only_key, "whole-key flag");
                     let key = key_of(&e.pattern, from_end, offset);
                     assert_eq!(
                         key.map(<[u8]>::len),
@@ -574,6 +661,12 @@ impl<V> PatternIndex<V> {
             }
             lengths.sort_unstable();
             assert_eq!(lengths, table.lengths, "length records match the buckets");
+            for b in table.buckets.iter() {
+                assert!(
+                    table.may_hold(b.hash),
+                    "the filter admits every live bucket"
+                );
+            }
         }
         assert_eq!(
             in_buckets, filed_literal,

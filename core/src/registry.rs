@@ -477,16 +477,31 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// never reached. Allocates nothing unless more than 16 distinct patterns
     /// match (see [`PatternIndex::for_each_match`]).
     pub fn publish(&self, channel: &[u8], mut deliver: impl FnMut(S, Option<&Pattern>)) -> usize {
+        self.publish_with_name(channel, |s, pattern, _| deliver(s, pattern))
+    }
+
+    /// Like [`publish`](Self::publish), and also passes `deliver` the
+    /// registry's shared copy of the channel name when the channel has exact
+    /// subscribers (for every delivery of the publish, pattern ones
+    /// included), so a caller that attaches the name to each delivery can
+    /// share it instead of allocating its own.
+    pub fn publish_with_name(
+        &self,
+        channel: &[u8],
+        mut deliver: impl FnMut(S, Option<&Pattern>, Option<&Arc<[u8]>>),
+    ) -> usize {
         let mut n = 0;
-        if let Some(subs) = self.channels.get(channel) {
+        let mut name = None;
+        if let Some((shared, subs)) = self.channels.get_key_value(channel) {
+            name = Some(shared);
             for &s in subs {
-                deliver(s, None);
+                deliver(s, None, name);
             }
             n += subs.len();
         }
         self.patterns.for_each_match(channel, |pattern, subs| {
             for &s in subs {
-                deliver(s, Some(pattern));
+                deliver(s, Some(pattern), name);
             }
             n += subs.len();
         });

@@ -677,3 +677,41 @@ proptest! {
         prop_assert!(index.is_empty());
     }
 }
+
+/// Removing many keys rebuilds a table's probe filter; the patterns that
+/// remain are still found, and whole-key patterns (`p{i}:*`) match exactly
+/// the channels that carry their literal.
+#[test]
+fn filter_rebuild_after_many_removals_keeps_every_live_key() {
+    let mut index = PatternIndex::new();
+    for i in 0..600 {
+        index.insert(format!("p{i}:*").as_bytes(), i);
+        index.insert(format!("*.s{i}").as_bytes(), i);
+    }
+    for i in (0..600).filter(|i| i % 5 != 0) {
+        assert!(index.remove(format!("p{i}:*").as_bytes()).is_some());
+        assert!(index.remove(format!("*.s{i}").as_bytes()).is_some());
+    }
+    index.check_invariants();
+    for i in 0..600 {
+        let mut hits = Vec::new();
+        index.for_each_match(format!("p{i}:x.s{i}").as_bytes(), |p, v| {
+            hits.push((p.as_bytes().to_vec(), *v))
+        });
+        if i % 5 == 0 {
+            assert_eq!(
+                hits,
+                [
+                    (format!("p{i}:*").into_bytes(), i),
+                    (format!("*.s{i}").into_bytes(), i)
+                ]
+            );
+        } else {
+            assert!(hits.is_empty(), "{i}: {hits:?}");
+        }
+        // A channel that carries the key bytes but not at the right place.
+        let mut none = 0;
+        index.for_each_match(format!("xp{i}:").as_bytes(), |_, _| none += 1);
+        assert_eq!(none, 0);
+    }
+}

@@ -606,7 +606,12 @@ impl<T> Broker<T> {
         let (mut delivered, mut dropped, mut lagged, mut doomed) = (0u64, 0u64, 0u64, false);
         let state = shared.read();
         let namespace = u8::from(target == Target::Shard);
-        let mut deliver = |id: u64, pattern: Option<&tidings_core::Pattern>, kind: MessageKind| {
+        // `stored`: the registry's copy of the channel name, if it has one;
+        // otherwise the name is allocated once, at the first delivery.
+        let mut deliver = |id: u64,
+                           pattern: Option<&tidings_core::Pattern>,
+                           kind: MessageKind,
+                           stored: Option<&Arc<[u8]>>| {
             if stripe.is_none() {
                 stripe = Some(shared.stripe(namespace, channel));
             }
@@ -614,12 +619,15 @@ impl<T> Broker<T> {
                 dropped += 1;
                 return;
             };
-            let message = Message {
-                kind,
-                channel: Arc::clone(name.get_or_insert_with(|| Arc::from(channel))),
-                pattern: pattern.map(|p| Arc::clone(p.shared_bytes())),
-                payload: payload.clone(),
-            };
+            let message =
+                Message {
+                    kind,
+                    channel: Arc::clone(name.get_or_insert_with(|| {
+                        stored.cloned().unwrap_or_else(|| Arc::from(channel))
+                    })),
+                    pattern: pattern.map(|p| Arc::clone(p.shared_bytes())),
+                    payload: payload.clone(),
+                };
             // A subscriber already waited on in this publish (it holds the
             // channel and a pattern) waits again, so its two stay in order.
             if !waits.is_empty() && waits.iter().any(|(q, _)| Arc::ptr_eq(q, queue)) {
@@ -647,27 +655,27 @@ impl<T> Broker<T> {
         };
         let registry = &state.registry;
         let n = match target {
-            Target::Publish => registry.publish(channel, |id, pattern| {
+            Target::Publish => registry.publish_with_name(channel, |id, pattern, stored| {
                 let kind = if pattern.is_some() {
                     MessageKind::PMessage
                 } else {
                     MessageKind::Message
                 };
-                deliver(id, pattern, kind)
+                deliver(id, pattern, kind, stored)
             }),
             Target::Shard => {
-                registry.spublish(channel, |id| deliver(id, None, MessageKind::SMessage))
+                registry.spublish(channel, |id| deliver(id, None, MessageKind::SMessage, None))
             }
             Target::Exact => {
                 let subs = registry.exact_subscribers(channel);
                 subs.iter()
-                    .for_each(|&id| deliver(id, None, MessageKind::Message));
+                    .for_each(|&id| deliver(id, None, MessageKind::Message, None));
                 subs.len()
             }
             Target::Pattern(p) => match registry.pattern_subscribers(p) {
                 Some((pattern, subs)) => {
                     subs.iter()
-                        .for_each(|&id| deliver(id, Some(pattern), MessageKind::PMessage));
+                        .for_each(|&id| deliver(id, Some(pattern), MessageKind::PMessage, None));
                     subs.len()
                 }
                 None => 0,

@@ -162,7 +162,6 @@ pub struct SubscriberStats {
 /// The shared, atomic form of [`SubscriberStats`].
 #[derive(Default)]
 pub(crate) struct Stats {
-    pub(crate) delivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) lagged: AtomicU64,
     pub(crate) disconnected: AtomicBool,
@@ -179,11 +178,17 @@ impl Stats {
         self.wake.notify();
     }
 
-    pub(crate) fn snapshot(&self) -> SubscriberStats {
+    /// The counters, given how many envelopes the subscriber has taken from
+    /// its queue and how many are queued now. Publishers count only losses;
+    /// deliveries are derived, so the delivery path does no per-subscriber
+    /// counting: every message put in the queue has been taken, is still
+    /// queued, or was discarded by `DropOldest` (counted in `lagged`).
+    pub(crate) fn snapshot(&self, taken: u64, queued: usize) -> SubscriberStats {
+        let lagged = self.lagged.load(Ordering::Relaxed);
         SubscriberStats {
-            delivered: self.delivered.load(Ordering::Relaxed),
+            delivered: taken + queued as u64 + lagged,
             dropped: self.dropped.load(Ordering::Relaxed),
-            lagged: self.lagged.load(Ordering::Relaxed),
+            lagged,
             disconnected: self.disconnected.load(Ordering::Acquire),
         }
     }
@@ -215,6 +220,10 @@ pub(crate) struct Queue<T> {
     /// Next sequence number; held while a `DropOldest` queue is written so
     /// that sequence numbers enter the queue in order.
     seq: Mutex<u64>,
+    /// Set once `Disconnect` removes the subscriber: later offers drop. Kept
+    /// here rather than in `stats` so that the delivery path reads only the
+    /// queue's own cache lines.
+    closed: AtomicBool,
     pub(crate) stats: Arc<Stats>,
     /// Must stay the last field (fields drop in declaration order).
     _close_notice: CloseNotice,
@@ -240,6 +249,7 @@ impl<T> Queue<T> {
             rx: (options.policy == Policy::DropOldest).then(|| rx.clone()),
             options,
             seq: Mutex::new(0),
+            closed: AtomicBool::new(false),
             stats: Arc::clone(&stats),
             _close_notice: CloseNotice(stats),
         };
@@ -248,7 +258,7 @@ impl<T> Queue<T> {
 
     /// Offers `message` without blocking, applying the policy if full.
     pub(crate) fn offer(&self, message: Message<T>) -> Offer<T> {
-        if self.stats.disconnected.load(Ordering::Relaxed) {
+        if self.closed.load(Ordering::Relaxed) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return Offer::Dropped;
         }
@@ -258,7 +268,6 @@ impl<T> Queue<T> {
         };
         match outcome {
             Ok(()) => {
-                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 self.stats.notify();
                 Offer::Delivered
             }
@@ -268,9 +277,10 @@ impl<T> Queue<T> {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     // Two publishers can overflow the same queue at once:
                     // only the first one disconnects it.
-                    if self.stats.disconnected.swap(true, Ordering::AcqRel) {
+                    if self.closed.swap(true, Ordering::AcqRel) {
                         Offer::Dropped
                     } else {
+                        self.stats.disconnected.store(true, Ordering::Release);
                         Offer::Overflowed
                     }
                 }
@@ -297,7 +307,6 @@ impl<T> Queue<T> {
         for _ in 0..2 {
             match self.tx.try_send(envelope) {
                 Ok(()) => {
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     self.stats.notify();
                     return if lagged {
                         Offer::DeliveredLagged
@@ -328,7 +337,6 @@ impl<T> Queue<T> {
         };
         match self.tx.send_timeout(envelope, timeout) {
             Ok(()) => {
-                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 self.stats.notify();
                 true
             }

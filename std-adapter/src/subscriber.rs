@@ -55,6 +55,8 @@ pub struct Subscriber<T> {
     /// The stream has yielded its terminal `Disconnected` (async `Stream`).
     #[cfg(feature = "async")]
     ended: bool,
+    /// Envelopes taken from the queue so far.
+    taken: u64,
     /// A message whose arrival revealed a gap: returned after the lag notice.
     pending: Option<Message<T>>,
 }
@@ -74,6 +76,7 @@ impl<T> Subscriber<T> {
             stats,
             options,
             expected: 0,
+            taken: 0,
             #[cfg(feature = "async")]
             ended: false,
             pending: None,
@@ -213,7 +216,7 @@ impl<T> Subscriber<T> {
 
     /// This subscriber's counters.
     pub fn stats(&self) -> SubscriberStats {
-        self.stats.snapshot()
+        self.stats.snapshot(self.taken, self.rx.len())
     }
 
     /// The queue capacity, in messages.
@@ -297,6 +300,7 @@ impl<T> Subscriber<T> {
     /// Checks an envelope's place in the stream: returns the number of
     /// messages discarded just before it, if any, and its message.
     fn open(&mut self, envelope: Envelope<T>) -> (Option<u64>, Message<T>) {
+        self.taken += 1;
         let mut lag = None;
         if self.options.policy == Policy::DropOldest {
             let gap = envelope.seq.saturating_sub(self.expected);
