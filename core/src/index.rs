@@ -413,6 +413,15 @@ impl<V> PatternIndex<V> {
         let hash = self.hasher.hash_one(pattern);
         if let Ok(found) = self.by_source.find_entry(hash, |&other| other == id) {
             found.remove();
+            if self.by_source.capacity() > 16
+                && self.by_source.len() * 4 < self.by_source.capacity()
+            {
+                let (entries, hasher) = (&self.entries, &self.hasher);
+                self.by_source
+                    .shrink_to(self.by_source.len() * 2, |&other| {
+                        rehash(entries, hasher, other)
+                    });
+            }
         }
         match entry.filed {
             Filed::Never => {}
@@ -445,6 +454,11 @@ impl<V> PatternIndex<V> {
                         if ids.is_empty() {
                             bucket.remove();
                             table.forget();
+                            if table.buckets.capacity() > 16
+                                && table.buckets.len() * 4 < table.buckets.capacity()
+                            {
+                                table.buckets.shrink_to(table.buckets.len() * 2, |b| b.hash);
+                            }
                             if let Ok(i) = table.lengths.binary_search_by_key(&len, |&(l, _)| l) {
                                 table.lengths[i].1 -= 1;
                                 if table.lengths[i].1 == 0 {

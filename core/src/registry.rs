@@ -308,6 +308,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
         let Some(held) = self.subscribers.remove(&subscriber) else {
             return Counts::default();
         };
+        shrink(&mut self.subscribers);
         let counts = held.counts();
         for (space, set) in [
             (Space::Channels, held.channels),
@@ -381,9 +382,11 @@ impl<S: Copy + Eq + Hash> Registry<S> {
             };
         };
         let removed = space.set_mut(held).remove(name);
+        shrink_set(space.set_mut(held));
         let count = space.count(Some(held));
         if held.is_empty() {
             self.subscribers.remove(&subscriber);
+            shrink(&mut self.subscribers);
         }
         let interest_changed = removed && self.detach(space, subscriber, name);
         Confirmation {
@@ -397,7 +400,12 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     fn drop_all(&mut self, space: Space, subscriber: S, mut confirm: impl FnMut(Confirmation<'_>)) {
         let kind = space.kinds().1;
         let mut names: Vec<Arc<[u8]>> = match self.subscribers.get_mut(&subscriber) {
-            Some(held) => space.set_mut(held).drain().collect(),
+            Some(held) => {
+                let set = space.set_mut(held);
+                let names = set.drain().collect();
+                shrink_set(set);
+                names
+            }
             None => Vec::new(),
         };
         if names.is_empty() {
@@ -465,8 +473,10 @@ impl<S: Copy + Eq + Hash> Registry<S> {
             self.patterns.remove(name);
         } else if space == Space::Channels {
             self.channels.remove(name);
+            shrink(&mut self.channels);
         } else {
             self.shard_channels.remove(name);
+            shrink(&mut self.shard_channels);
         }
         true
     }
@@ -654,6 +664,21 @@ impl<S: Copy + Eq + Hash> Registry<S> {
         assert_eq!(channel_pairs, pairs[0], "channel pairs stored twice");
         assert_eq!(pattern_pairs, pairs[1], "pattern pairs stored twice");
         assert_eq!(shard_pairs, pairs[2], "shard pairs stored twice");
+    }
+}
+
+/// Gives memory back once a map is mostly empty: when fewer than a quarter
+/// of its buckets are used, it shrinks to twice its length. Each shrink is
+/// paid for by the removals since the last one, so it is amortized O(1).
+fn shrink<K: Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 16 && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
+fn shrink_set<K: Hash + Eq>(set: &mut HashSet<K>) {
+    if set.capacity() > 16 && set.len() * 4 < set.capacity() {
+        set.shrink_to(set.len() * 2);
     }
 }
 
