@@ -181,6 +181,14 @@
 //!   executor, prefer [`Policy::DropOldest`] (or a short timeout) for async
 //!   subscribers.
 //!
+//! - **`redis`** (off by default): [`Bridge`], which connects a broker to
+//!   a Redis server or Redis Cluster so that brokers in many processes form
+//!   one bus: every node fans out locally and Redis carries messages between
+//!   nodes, with sharded pub/sub routed by key slot. It runs on its own
+//!   threads (no async runtime) over the [`redis`](https://docs.rs/redis)
+//!   crate, and handles reconnects, resubscription and lost-message
+//!   accounting. See the [`Bridge`] docs.
+//!
 //! Without features the crate depends on `std`,
 //! [`crossbeam-channel`](crossbeam_channel) and [`tidings_core`]. The core
 //! crate is always `#![no_std]` and uses only `core` and `alloc` (with
@@ -188,6 +196,8 @@
 //! available.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "redis")]
+mod bridge;
 mod broker;
 mod message;
 mod policy;
@@ -195,6 +205,8 @@ mod subscriber;
 #[cfg(feature = "async")]
 mod wake;
 
+#[cfg(feature = "redis")]
+pub use bridge::{Bridge, BridgeBuilder, BridgeError, BridgeMetrics};
 pub use broker::{
     Broker, BrokerBuilder, InterestChange, InterestWatch, Metrics, PublishError, Scope, Target,
     Upstream,

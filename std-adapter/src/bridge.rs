@@ -1,0 +1,892 @@
+//! The Redis bridge (feature `redis`): brokers in several processes form one
+//! bus through Redis. Every node fans out locally, and Redis carries events
+//! between nodes (the Socket.IO Redis adapter's pattern); the user-facing
+//! account (guarantees, failure behaviour, cluster routing, the meaning of
+//! `publish`'s count) is on [`Bridge`].
+//!
+//! In short: delivery stays at most once; the order of a channel's messages
+//! is the one Redis gives them, the same on every node; a subscription
+//! becomes active when Redis applies it ([`Bridge::sync`] waits for that);
+//! during an outage publishes fail at once and are counted as lost, and the
+//! bridge reconnects with backoff and resubscribes everything held.
+//!
+//! # Design
+//!
+//! - The interest hook ([`Broker::watch_interest`]) sends every first/last
+//!   subscriber change to the control thread ([`control`]), which keeps the
+//!   set of names local subscribers hold and *reconciles* each node's
+//!   subscriptions with it: a reconnect is the same pass from empty.
+//! - One subscriber connection per Redis node ([`conn`]): raw RESP2 on a
+//!   `TcpStream` split between the control thread (writes subscription
+//!   commands, encoded by the redis crate) and a reader thread (parses with
+//!   the redis crate's parser and calls [`Broker::deliver_to`]). The redis
+//!   crate's synchronous `PubSub` cannot subscribe while another thread
+//!   blocks reading it, which is why this side is not built on it.
+//! - One publisher connection per node, the redis crate's synchronous
+//!   `Connection`, installed as the broker's upstream
+//!   ([`Broker::set_upstream`]). Publishing threads share it under a mutex;
+//!   the control thread opens and replaces it.
+//! - In a cluster, [`topology`] reads `CLUSTER SLOTS` and routes shard
+//!   channels by [`tidings_core::slot::key_hash_slot`].
+
+mod conn;
+mod control;
+mod topology;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use redis::{ErrorKind, Value};
+
+use crate::broker::{Broker, InterestWatch, Scope};
+use crate::message::MessageKind;
+use control::Control;
+use topology::{NodeAddr, route};
+
+/// A name the broker's subscribers hold: its namespace and bytes.
+type Key = (Scope, Vec<u8>);
+
+/// Connects a [`Broker`] to a Redis server or a Redis Cluster, so that
+/// brokers in several processes (pods, nodes) form one bus. Feature `redis`.
+///
+/// While it lives, the broker's `publish` and `spublish` go through Redis
+/// and local subscribers receive what Redis delivers. Dropping it closes its
+/// connections, stops its threads and restores local delivery.
+///
+/// # The pattern
+///
+/// This is the Socket.IO Redis adapter's pattern: **every node fans out
+/// locally, and Redis carries events between nodes.** Each process keeps its
+/// own broker and its own subscribers; the bridge holds on Redis exactly the
+/// channels, patterns and shard channels its local subscribers hold, and no
+/// more. A publish goes to Redis, Redis sends it to every node that holds a
+/// matching subscription (and to any plain Redis client), and each node's
+/// bridge hands it to its local subscribers.
+///
+/// ```text
+///  node A (process)                    Redis                    node B (process)
+///  ────────────────                ─────────────                ────────────────
+///  broker.publish("chat:1", m) ──▶ PUBLISH chat:1 m ──┬──▶ message chat:1 m ──▶ local subscribers of chat:1
+///                                                     ├──▶ pmessage chat:* …  ──▶ local subscribers of chat:*
+///  local subscribers ◀── message chat:1 m ◀───────────┤
+///                                                     └──▶ any redis-cli / other-language SUBSCRIBE client
+///  first local subscriber of "chat:1" ──▶ SUBSCRIBE chat:1        (last one leaves ──▶ UNSUBSCRIBE chat:1)
+/// ```
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tidings::{Bridge, Broker, MessageKind};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let broker: Broker<Vec<u8>> = Broker::new();
+/// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+///
+/// let mut sub = broker.subscriber();
+/// sub.subscribe("chat:lobby");
+/// sub.psubscribe("chat:*");
+/// // Interest reaches Redis asynchronously; wait until Redis holds it.
+/// bridge.sync(Duration::from_secs(1))?;
+///
+/// // Goes to Redis, and from there to every node and plain Redis client.
+/// // 2: this node's subscriber will receive it twice (channel and pattern).
+/// assert_eq!(broker.try_publish("chat:lobby", b"hello".to_vec())?, 2);
+/// let m = sub.recv()?;
+/// assert_eq!((m.kind(), m.payload().as_slice()), (MessageKind::Message, &b"hello"[..]));
+/// assert_eq!(sub.recv()?.kind(), MessageKind::PMessage);
+///
+/// assert_eq!(bridge.metrics().messages_out, 1);
+/// # Ok(()) }
+/// ```
+///
+/// # How it works
+///
+/// **Interest propagation.** The bridge watches the broker's interest
+/// ([`Broker::watch_interest`]): when a channel, pattern or shard channel
+/// gets its first local subscriber, the bridge sends `SUBSCRIBE`,
+/// `PSUBSCRIBE` or `SSUBSCRIBE`; when the last one leaves (unsubscribe,
+/// dropped subscriber, `Disconnect` policy), the matching unsubscribe. Ten
+/// local subscribers of one channel are one subscription on Redis.
+///
+/// **Delivery through Redis.** The bridge installs itself as the broker's
+/// upstream ([`Broker::set_upstream`]): `publish` and `spublish` send
+/// `PUBLISH` and `SPUBLISH` to Redis on a separate (non-pub/sub) connection
+/// instead of delivering locally. Local subscribers receive the message when
+/// Redis delivers it back, like every other node's. A Redis `message`
+/// reaches only the local exact subscribers of its channel, a `pmessage`
+/// only the local subscribers of its pattern, an `smessage` only the local
+/// shard subscribers ([`Broker::deliver_to`]). A subscriber holding both
+/// the channel and a matching pattern receives both, as it would from
+/// Redis, and nothing is delivered twice. Payloads cross Redis untouched,
+/// so clients in any language interoperate both ways.
+///
+/// **What `publish` returns.** While the bridge runs, `publish` returns the
+/// number of deliveries the message will make *on this node* when Redis
+/// sends it back, counted from this broker's subscriptions at the time of
+/// the call: its exact subscribers plus the subscribers of each matching
+/// pattern (`spublish`: its shard subscribers). It does not count other
+/// nodes or plain Redis clients: Redis's own `PUBLISH` reply counts
+/// connections (one per node), not subscribers, and the bridge does not
+/// wait for other nodes. A local subscription whose `SUBSCRIBE` Redis has
+/// not applied yet is counted but misses the message (see
+/// [`Bridge::sync`]). It is `0` when Redis did not take the message, which
+/// [`try_publish`](Broker::try_publish) reports as an error. The count uses
+/// tidings' pattern rules, delivery uses Redis's; they differ only where
+/// the [deviations](crate::glob) do (a pattern of stars and an empty
+/// channel name).
+///
+/// # Guarantees, and what changes
+///
+/// - **Still at most once.** Redis pub/sub is fire-and-forget: a message
+///   published while a node is not subscribed on Redis (before its
+///   `SUBSCRIBE` is applied, during an outage) never reaches that node.
+///   Each message is delivered at most once per matching subscription;
+///   nothing is replayed after a reconnect.
+/// - **The order is Redis's.** Every node receives a channel's messages in
+///   the one order Redis gave them, whichever node published them, so
+///   publishes from one thread arrive everywhere in that thread's order.
+///   Redis Cluster orders each shard channel on its own node; there is no
+///   order across shard channels of different slots.
+/// - **A subscription becomes active when Redis applies it**, a moment
+///   after `subscribe` returns (not "for every publish that starts after the
+///   call returns", as in a lone broker). [`Bridge::sync`] waits until Redis
+///   holds every interest change made before the call.
+/// - **A publish is a round trip** to Redis on the calling thread (bounded
+///   by the I/O timeout); concurrent publishers share one connection per
+///   Redis node.
+///
+/// # Failure behaviour
+///
+/// - **Publishes never block forever and are never dropped silently.**
+///   While a node is down, a publish routed to it fails at once with
+///   [`BridgeError::Disconnected`]; if Redis does not answer within the I/O
+///   timeout, or the connection breaks mid-command, it fails with
+///   [`BridgeError::Failed`] (the message may or may not have been
+///   published). Either way the publish returns `0`, `try_publish` returns
+///   [`PublishError::Upstream`](crate::PublishError::Upstream) with the
+///   payload, and the message is counted in [`BridgeMetrics::lost`] and
+///   [`Metrics::upstream_failed`](crate::Metrics::upstream_failed). It is
+///   not queued for later: retrying is the caller's decision.
+/// - **Reconnect and resubscribe.** When a connection breaks, Redis stops
+///   answering the heartbeat `PING` within the I/O timeout, or Redis replies
+///   with an error, the bridge closes that node's connections and reconnects
+///   with exponential backoff (with jitter) from [`BridgeBuilder::backoff`]'s
+///   minimum to its maximum. On reconnect it subscribes everything the local
+///   subscribers hold *now*, from the bridge's own copy of the interest set,
+///   so changes made during the outage are not lost either. Messages
+///   published on Redis during the outage are not seen by this node.
+/// - **Slow local subscribers.** Deliveries run on the connection's reader
+///   thread and follow each subscriber's [`Policy`](crate::Policy). With
+///   [`Policy::Block`](crate::Policy::Block), a full queue stalls the reader
+///   (and so every subscriber of that node's connection) for up to the
+///   timeout; if that makes Redis's output buffer overflow, Redis
+///   disconnects the bridge and it reconnects as above.
+/// - **Metrics** ([`Bridge::metrics`]): whether every connection is up,
+///   reconnects and disconnects, messages in and out, local deliveries, and
+///   lost publishes. [`Bridge::last_error`] says what went wrong last.
+///
+/// # Redis Cluster
+///
+/// [`Bridge::connect_cluster`] takes one or more seed nodes and reads the
+/// masters and their slots with `CLUSTER SLOTS`. Shard channels use Redis 7
+/// sharded pub/sub: `SSUBSCRIBE` and `SPUBLISH` go to the master that owns
+/// the channel's key hash slot ([`tidings_core::slot::key_hash_slot`], hash
+/// tags included), over one subscriber and one publisher connection per
+/// master. Channels and patterns live on one node, the first seed if it is
+/// a master: the cluster bus propagates `PUBLISH` to every node. The slot
+/// map is read again periodically ([`BridgeBuilder::topology_refresh`]) and
+/// whenever Redis answers `MOVED`; a shard channel whose slot moved is
+/// resubscribed on its new owner (its old connection is closed first, so
+/// nothing arrives twice).
+///
+/// # Payloads
+///
+/// The bridge sends payload bytes and builds payloads from bytes, so it
+/// needs `T: AsRef<[u8]> + From<Vec<u8>>` (for example `Vec<u8>` or
+/// `bytes::Bytes`), plus `Clone + Send + Sync + 'static` for the broker and
+/// its threads. A received payload is moved into `T` without a copy.
+///
+/// # Threads and connections
+///
+/// One control thread keeps the interest set, writes subscription commands
+/// and runs the timers; each Redis node has one subscriber connection, read
+/// by a thread of its own, and one publisher connection, used by the
+/// publishing threads. No async runtime is involved. Dropping the
+/// [`Bridge`] (or [`Bridge::shutdown`]) closes every connection (so Redis
+/// drops the bridge's subscriptions), joins the threads, and restores local
+/// delivery on the broker.
+pub struct Bridge<T> {
+    shared: Arc<Shared>,
+    broker: Broker<T>,
+    watch: Option<InterestWatch<T>>,
+    control: Option<JoinHandle<()>>,
+}
+
+impl Bridge<()> {
+    /// A builder, for timeouts, backoff and cluster settings; the payload
+    /// type comes from the broker given to [`BridgeBuilder::start`].
+    pub fn builder() -> BridgeBuilder {
+        BridgeBuilder::default()
+    }
+}
+
+impl<T> Bridge<T>
+where
+    T: Clone + Send + Sync + 'static + AsRef<[u8]> + From<Vec<u8>>,
+{
+    /// Bridges `broker` to the standalone Redis server at `url`
+    /// (`redis://[[user]:password@]host[:port][/db]`, plain TCP), with the
+    /// default settings. Returns once connected, or the reason it could not
+    /// connect.
+    pub fn connect(broker: &Broker<T>, url: &str) -> Result<Bridge<T>, BridgeError> {
+        Bridge::builder().server(url).start(broker)
+    }
+
+    /// Bridges `broker` to a Redis Cluster, discovered from `seeds`
+    /// (`host:port` or `redis://…` addresses of any of its nodes; the
+    /// credentials of the first apply to every node).
+    pub fn connect_cluster<I, S>(broker: &Broker<T>, seeds: I) -> Result<Bridge<T>, BridgeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Bridge::builder().cluster(seeds).start(broker)
+    }
+}
+
+impl<T> Bridge<T> {
+    /// The bridge's counters.
+    pub fn metrics(&self) -> BridgeMetrics {
+        let c = &self.shared.counters;
+        BridgeMetrics {
+            connected: c.connected.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            disconnects: c.disconnects.load(Ordering::Relaxed),
+            messages_in: c.messages_in.load(Ordering::Relaxed),
+            deliveries: c.deliveries.load(Ordering::Relaxed),
+            messages_out: c.messages_out.load(Ordering::Relaxed),
+            lost: c.lost.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether every connection to every Redis node is up.
+    pub fn is_connected(&self) -> bool {
+        self.shared.counters.connected.load(Ordering::Relaxed)
+    }
+
+    /// The last connection problem, as text, if there was one.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until Redis holds every interest change made on the broker
+    /// before this call (each `SUBSCRIBE` and unsubscribe has been applied
+    /// by Redis) and every node is connected, or until `timeout` passes
+    /// ([`BridgeError::Timeout`]).
+    ///
+    /// After it returns `Ok`, a message published anywhere through Redis
+    /// reaches the local subscriptions made before the call.
+    pub fn sync(&self, timeout: Duration) -> Result<(), BridgeError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        self.shared
+            .events
+            .send(Event::Sync { reply, deadline })
+            .map_err(|_| BridgeError::Closed)?;
+        // The control thread answers at the deadline at the latest; the
+        // margin only covers its wake-up.
+        match rx.recv_timeout(timeout.saturating_add(Duration::from_secs(1))) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(BridgeError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(BridgeError::Closed),
+        }
+    }
+
+    /// Stops the bridge: the same as dropping it, spelled out.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl<T> Drop for Bridge<T> {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.broker.set_upstream(None);
+        drop(self.watch.take());
+        let _ = self.shared.events.send(Event::Stop);
+        if let Some(control) = self.control.take() {
+            let _ = control.join();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Bridge<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bridge")
+            .field("metrics", &self.metrics())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for a [`Bridge`]: where Redis is, timeouts and backoff.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tidings::{Bridge, Broker};
+///
+/// let broker: Broker<Vec<u8>> = Broker::new();
+/// let bridge = Bridge::builder()
+///     .cluster(["127.0.0.1:7000", "127.0.0.1:7001"])
+///     .io_timeout(Duration::from_millis(500))
+///     .backoff(Duration::from_millis(20), Duration::from_secs(1))
+///     .start(&broker)
+///     .expect("redis cluster reachable");
+/// # drop(bridge);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct BridgeBuilder {
+    server: Option<String>,
+    cluster: Vec<String>,
+    settings: Settings,
+}
+
+impl BridgeBuilder {
+    /// A standalone server: `redis://[[user]:password@]host[:port][/db]`.
+    pub fn server(mut self, url: impl Into<String>) -> Self {
+        self.server = Some(url.into());
+        self
+    }
+
+    /// A Redis Cluster, discovered from these seed nodes.
+    pub fn cluster<I, S>(mut self, seeds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cluster = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long a TCP connect may take (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// How long Redis may take to answer a publish, accept a write or answer
+    /// the heartbeat before the connection is considered lost (default 2 s).
+    pub fn io_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.io_timeout = timeout;
+        self
+    }
+
+    /// The reconnect delay: it starts at `min` after a failure and doubles
+    /// up to `max` (defaults 50 ms and 2 s), plus up to 25 % jitter.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.settings.backoff_min = min;
+        self.settings.backoff_max = max;
+        self
+    }
+
+    /// How often every subscriber connection is checked with a `PING`
+    /// (default 1 s).
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.settings.heartbeat = interval;
+        self
+    }
+
+    /// How often a cluster's slot map is read again (default 10 s).
+    pub fn topology_refresh(mut self, interval: Duration) -> Self {
+        self.settings.topology_refresh = interval;
+        self
+    }
+
+    /// Connects `broker` to Redis and starts the bridge's threads. Returns
+    /// once every node is connected, or the first error; later failures are
+    /// handled by reconnecting.
+    pub fn start<T>(self, broker: &Broker<T>) -> Result<Bridge<T>, BridgeError>
+    where
+        T: Clone + Send + Sync + 'static + AsRef<[u8]> + From<Vec<u8>>,
+    {
+        let settings = self.settings;
+        settings.validate()?;
+        let (server, seeds) = match (self.server, self.cluster.is_empty()) {
+            (Some(url), true) => (Some(NodeAddr::parse(&url)?), Vec::new()),
+            (None, false) => {
+                let seeds = self
+                    .cluster
+                    .iter()
+                    .map(|s| NodeAddr::parse(s))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (None, seeds)
+            }
+            (Some(_), false) => {
+                return Err(BridgeError::Config(
+                    "set either a server or cluster seeds, not both".into(),
+                ));
+            }
+            (None, true) => {
+                return Err(BridgeError::Config(
+                    "no redis server or cluster seeds given".into(),
+                ));
+            }
+        };
+        let (events, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            routing: RwLock::new(Routing {
+                nodes: Vec::new(),
+                slots: None,
+            }),
+            events: events.clone(),
+            closed: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        });
+        // The hook runs under the broker's registry lock: it only sends.
+        // It first reports everything already held, so the bridge starts
+        // from the full picture.
+        let hook_events = events;
+        let watch = broker.watch_interest(move |change| {
+            let key = (change.scope, change.name.to_vec());
+            let _ = hook_events.send(Event::Interest(key, change.active));
+        });
+        let control = Control::start(
+            Arc::clone(&shared),
+            settings,
+            broker.clone(),
+            rx,
+            server,
+            seeds,
+        )?;
+        let thread = std::thread::Builder::new()
+            .name("tidings-redis-bridge".into())
+            .spawn(move || control.run())
+            .map_err(|e| BridgeError::Connect {
+                addr: String::new(),
+                source: Box::new(e),
+            })?;
+        let publisher = Arc::clone(&shared);
+        broker.set_upstream(Some(Arc::new(
+            move |kind: MessageKind, channel: &[u8], payload: &T| {
+                publisher
+                    .publish(kind, channel, payload.as_ref())
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            },
+        )));
+        Ok(Bridge {
+            shared,
+            broker: broker.clone(),
+            watch: Some(watch),
+            control: Some(thread),
+        })
+    }
+}
+
+/// The bridge's counters, from [`Bridge::metrics`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct BridgeMetrics {
+    /// Every subscriber and publisher connection to every node is up.
+    pub connected: bool,
+    /// Connections re-established after a loss (one per node and time).
+    pub reconnects: u64,
+    /// Connection losses: broken sockets, unanswered heartbeats, error
+    /// replies.
+    pub disconnects: u64,
+    /// `message`, `pmessage` and `smessage`s received from Redis.
+    pub messages_in: u64,
+    /// Local deliveries those messages made (queued plus dropped by
+    /// policy, as `publish` counts them).
+    pub deliveries: u64,
+    /// Publishes Redis accepted (`PUBLISH` or `SPUBLISH` answered).
+    pub messages_out: u64,
+    /// Publishes that failed: not sent because the node was down, or with
+    /// no answer from Redis. Each was reported to its publisher as an error
+    /// (`try_publish`) or a count of `0` (`publish`).
+    pub lost: u64,
+}
+
+/// What went wrong in a [`Bridge`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BridgeError {
+    /// The settings or an address cannot be used, or the cluster's
+    /// topology could not be read.
+    Config(String),
+    /// A node could not be reached, or refused the connection.
+    Connect {
+        /// The node, `host:port`.
+        addr: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The node that would take the message is not connected: nothing was
+    /// sent.
+    Disconnected {
+        /// The node, `host:port`.
+        addr: String,
+    },
+    /// Redis refused the command, did not answer in time, or the connection
+    /// broke while it ran: the message may not have been published.
+    Failed {
+        /// The node, `host:port`.
+        addr: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// [`Bridge::sync`] did not complete in time.
+    Timeout,
+    /// The bridge was shut down.
+    Closed,
+}
+
+impl fmt::Display for BridgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BridgeError::Config(why) => write!(f, "redis bridge misconfigured: {why}"),
+            BridgeError::Connect { addr, source } => {
+                write!(f, "cannot connect to redis at {addr}: {source}")
+            }
+            BridgeError::Disconnected { addr } => {
+                write!(f, "redis bridge is not connected to {addr}")
+            }
+            BridgeError::Failed { addr, source } => {
+                write!(f, "redis at {addr} did not take the message: {source}")
+            }
+            BridgeError::Timeout => f.write_str("redis did not confirm in time"),
+            BridgeError::Closed => f.write_str("redis bridge is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for BridgeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BridgeError::Connect { source, .. } | BridgeError::Failed { source, .. } => {
+                Some(&**source)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Timeouts and intervals; see the [`BridgeBuilder`] methods.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    connect_timeout: Duration,
+    io_timeout: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    heartbeat: Duration,
+    topology_refresh: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            connect_timeout: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(2),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            heartbeat: Duration::from_secs(1),
+            topology_refresh: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Settings {
+    fn validate(&self) -> Result<(), BridgeError> {
+        let positive = [
+            ("connect_timeout", self.connect_timeout),
+            ("io_timeout", self.io_timeout),
+            ("backoff minimum", self.backoff_min),
+            ("heartbeat", self.heartbeat),
+            ("topology_refresh", self.topology_refresh),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(BridgeError::Config(format!(
+                "{name} must be more than zero"
+            )));
+        }
+        if self.backoff_max < self.backoff_min {
+            return Err(BridgeError::Config(
+                "the backoff maximum is below its minimum".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the bridge's threads share with the publishing threads.
+struct Shared {
+    counters: Counters,
+    /// Which publisher connection takes a publish.
+    routing: RwLock<Routing>,
+    /// To the control thread.
+    events: Sender<Event>,
+    /// The bridge was dropped: publishes fail with `Closed`.
+    closed: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Sends one publish to Redis, counting it as out or lost.
+    fn publish(
+        &self,
+        kind: MessageKind,
+        channel: &[u8],
+        payload: &[u8],
+    ) -> Result<(), BridgeError> {
+        let result = self.send(kind, channel, payload);
+        let counter = match result {
+            Ok(()) => &self.counters.messages_out,
+            Err(_) => &self.counters.lost,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    fn send(&self, kind: MessageKind, channel: &[u8], payload: &[u8]) -> Result<(), BridgeError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BridgeError::Closed);
+        }
+        let (scope, command) = match kind {
+            MessageKind::SMessage => (Scope::ShardChannel, "SPUBLISH"),
+            _ => (Scope::Channel, "PUBLISH"),
+        };
+        let node = {
+            let routing = self.routing.read().unwrap_or_else(PoisonError::into_inner);
+            routing
+                .nodes
+                .get(route(routing.slots.as_deref(), scope, channel))
+                .cloned()
+        };
+        let Some(node) = node else {
+            return Err(BridgeError::Disconnected {
+                addr: String::new(),
+            });
+        };
+        let mut cmd = redis::cmd(command);
+        cmd.arg(channel).arg(payload);
+        node.request(&cmd, self)
+    }
+
+    fn set_last_error(&self, why: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(why);
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    connected: AtomicBool,
+    reconnects: AtomicU64,
+    disconnects: AtomicU64,
+    messages_in: AtomicU64,
+    deliveries: AtomicU64,
+    messages_out: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// The publishers' view of the topology.
+struct Routing {
+    /// Index 0 takes `PUBLISH`; in a cluster, `slots` picks the node for
+    /// `SPUBLISH`.
+    nodes: Vec<Arc<PubConn>>,
+    slots: Option<Arc<[u16]>>,
+}
+
+/// One node's publisher connection (the redis crate's synchronous
+/// connection), shared by every publishing thread.
+struct PubConn {
+    /// The node, `host:port`.
+    name: String,
+    conn: Mutex<Option<redis::Connection>>,
+    /// Mirrors `conn.is_some()`, readable without waiting for a publish.
+    open: AtomicBool,
+}
+
+impl PubConn {
+    fn new(name: String) -> PubConn {
+        PubConn {
+            name,
+            conn: Mutex::new(None),
+            open: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<redis::Connection>> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn install(&self, con: redis::Connection) {
+        let mut slot = self.lock();
+        *slot = Some(con);
+        self.open.store(true, Ordering::Release);
+    }
+
+    fn remove(&self) {
+        let mut slot = self.lock();
+        *slot = None;
+        self.open.store(false, Ordering::Release);
+    }
+
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Runs `cmd`, failing at once if the connection is down. A broken
+    /// connection is dropped and reported to the control thread, which
+    /// reconnects the node.
+    fn request(&self, cmd: &redis::Cmd, shared: &Shared) -> Result<(), BridgeError> {
+        let mut slot = self.lock();
+        let Some(con) = slot.as_mut() else {
+            return Err(BridgeError::Disconnected {
+                addr: self.name.clone(),
+            });
+        };
+        match cmd.query::<Value>(con) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if e.is_cluster_error() {
+                    let _ = shared.events.send(Event::Refresh);
+                }
+                // An error reply leaves the connection usable; anything else
+                // (I/O, timeout, garbage) does not.
+                if !matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
+                    *slot = None;
+                    self.open.store(false, Ordering::Release);
+                    let _ = shared.events.send(Event::PublishLost {
+                        node: self.name.clone(),
+                        why: format!("publish failed: {e}"),
+                    });
+                }
+                Err(BridgeError::Failed {
+                    addr: self.name.clone(),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+
+    /// Runs a query for the control thread; `None` if not connected.
+    fn query(&self, cmd: &redis::Cmd) -> Option<redis::RedisResult<Value>> {
+        let mut slot = self.lock();
+        let con = slot.as_mut()?;
+        Some(cmd.query::<Value>(con))
+    }
+}
+
+/// Opens a publisher connection with the bridge's timeouts.
+fn open_publisher(addr: &NodeAddr, settings: &Settings) -> Result<redis::Connection, BridgeError> {
+    let fail = |e: redis::RedisError| BridgeError::Connect {
+        addr: addr.name.clone(),
+        source: Box::new(e),
+    };
+    let client = redis::Client::open(addr.info.clone()).map_err(fail)?;
+    let con = client
+        .get_connection_with_timeout(settings.connect_timeout)
+        .map_err(fail)?;
+    con.set_read_timeout(Some(settings.io_timeout))
+        .map_err(fail)?;
+    con.set_write_timeout(Some(settings.io_timeout))
+        .map_err(fail)?;
+    Ok(con)
+}
+
+/// What the control thread is told.
+enum Event {
+    /// The broker's interest in a name changed (from the interest hook).
+    Interest(Key, bool),
+    /// A `Bridge::sync` caller.
+    Sync {
+        reply: Sender<Result<(), BridgeError>>,
+        deadline: Instant,
+    },
+    /// Subscriber connection `conn` answered `PING <token>`.
+    Pong { conn: u64, token: u64 },
+    /// Subscriber connection `conn` broke or got an error reply.
+    Lost { conn: u64, why: String },
+    /// A publish broke the publisher connection of `node`.
+    PublishLost { node: String, why: String },
+    /// Redis answered `MOVED` or similar: read the cluster's slots again.
+    Refresh,
+    /// The bridge was dropped.
+    Stop,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync + std::panic::UnwindSafe>() {}
+        check::<BridgeBuilder>();
+        check::<BridgeMetrics>();
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Bridge<Vec<u8>>>();
+        send_sync::<Bridge<bytes::Bytes>>();
+        send_sync::<BridgeError>();
+    }
+
+    #[test]
+    fn builder_rejects_unusable_settings() {
+        let broker: Broker<Vec<u8>> = Broker::new();
+        let err = |b: BridgeBuilder| b.start(&broker).unwrap_err().to_string();
+        assert_eq!(
+            err(Bridge::builder()),
+            "redis bridge misconfigured: no redis server or cluster seeds given"
+        );
+        assert_eq!(
+            err(Bridge::builder()
+                .server("redis://127.0.0.1:1")
+                .cluster(["127.0.0.1:2"])),
+            "redis bridge misconfigured: set either a server or cluster seeds, not both"
+        );
+        assert_eq!(
+            err(Bridge::builder()
+                .server("redis://127.0.0.1:1")
+                .io_timeout(Duration::ZERO)),
+            "redis bridge misconfigured: io_timeout must be more than zero"
+        );
+        assert_eq!(
+            err(Bridge::builder()
+                .server("redis://127.0.0.1:1")
+                .backoff(Duration::from_secs(2), Duration::from_secs(1))),
+            "redis bridge misconfigured: the backoff maximum is below its minimum"
+        );
+        assert!(err(Bridge::builder().server("unix:///tmp/redis.sock")).contains("plain TCP"));
+        // Nothing is left behind by a failed start.
+        assert!(broker.publish("ch", vec![1]) == 0 && broker.metrics().upstream_failed == 0);
+    }
+
+    #[test]
+    fn an_unreachable_server_is_an_error_not_a_hang() {
+        // Port 1 on loopback: nothing listens there.
+        let broker: Broker<Vec<u8>> = Broker::new();
+        let err = Bridge::builder()
+            .server("redis://127.0.0.1:1")
+            .connect_timeout(Duration::from_millis(200))
+            .start(&broker)
+            .unwrap_err();
+        assert!(matches!(err, BridgeError::Connect { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot connect to redis at 127.0.0.1:1: ")
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}

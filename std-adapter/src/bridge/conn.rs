@@ -1,0 +1,325 @@
+//! One subscriber connection to one Redis node: RESP2 over a `TcpStream`,
+//! written by the control thread and read by a reader thread of its own.
+//!
+//! The redis crate's synchronous `PubSub` needs `&mut` for both reading and
+//! subscribing, so a reader blocked waiting for messages would have to be
+//! woken by a read timeout before anyone could subscribe. Here the socket is
+//! split instead: the control thread writes `SUBSCRIBE`s (encoded by the
+//! redis crate) whenever interest changes, while the reader thread blocks in
+//! `read` and parses with the redis crate's [`redis::Parser`]. Nothing polls,
+//! and a message costs one parse and one [`Broker::deliver_to`].
+//!
+//! The reader hands confirmations of `PING <token>` to the control thread
+//! (that is how [`Bridge::sync`](super::Bridge::sync) and the heartbeat know
+//! Redis has applied everything written before), and reports a read error or
+//! an error reply, then stops.
+//!
+//! **No duplicate after a close.** Before it delivers a message the reader
+//! holds the connection's gate; [`SubConn::close`] shuts the gate first, so
+//! once it returns this connection delivers nothing more, even what is still
+//! in the socket's buffer. A subscription moved to another connection (a
+//! cluster resharding, a reconnect) therefore never delivers a message twice.
+
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use redis::{Parser, Value};
+
+use super::topology::NodeAddr;
+use super::{BridgeError, Event, Settings, Shared};
+use crate::Target;
+use crate::broker::Broker;
+
+/// The prefix of the token in the bridge's `PING`s.
+const PING_PREFIX: &[u8] = b"tidings-bridge:";
+
+/// An open subscriber connection. Dropping it closes it.
+pub(super) struct SubConn {
+    /// The write half (a clone of the reader's socket).
+    stream: TcpStream,
+    /// `true` while the reader may deliver; see the module docs.
+    gate: Arc<Mutex<bool>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl SubConn {
+    /// Connects, authenticates if the address carries credentials, and
+    /// starts the reader thread, which delivers into `broker` and reports
+    /// to the control thread as connection `id`.
+    pub(super) fn open<T>(
+        addr: &NodeAddr,
+        id: u64,
+        settings: &Settings,
+        broker: Broker<T>,
+        shared: Arc<Shared>,
+    ) -> Result<SubConn, BridgeError>
+    where
+        T: Clone + Send + Sync + 'static + AsRef<[u8]> + From<Vec<u8>>,
+    {
+        let fail = |source: std::io::Error| BridgeError::Connect {
+            addr: addr.name.clone(),
+            source: Box::new(source),
+        };
+        let mut last = None;
+        let mut stream = None;
+        for sock in (addr.host.as_str(), addr.port)
+            .to_socket_addrs()
+            .map_err(fail)?
+        {
+            match TcpStream::connect_timeout(&sock, settings.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(mut stream) = stream else {
+            return Err(fail(last.unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+            })));
+        };
+        stream.set_nodelay(true).map_err(fail)?;
+        stream
+            .set_write_timeout(Some(settings.io_timeout))
+            .map_err(fail)?;
+        let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone().map_err(fail)?);
+        let mut parser = Parser::new();
+        if let Some(password) = addr.password() {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = addr.username() {
+                auth.arg(user);
+            }
+            auth.arg(password);
+            stream
+                .set_read_timeout(Some(settings.io_timeout))
+                .map_err(fail)?;
+            stream.write_all(&auth.get_packed_command()).map_err(fail)?;
+            let reply = parser
+                .parse_value(&mut reader)
+                .map_err(|e| BridgeError::Connect {
+                    addr: addr.name.clone(),
+                    source: Box::new(e),
+                })?;
+            if let Value::ServerError(e) = reply {
+                return Err(BridgeError::Connect {
+                    addr: addr.name.clone(),
+                    source: format!("AUTH refused: {e}").into(),
+                });
+            }
+            stream.set_read_timeout(None).map_err(fail)?;
+        }
+        let gate = Arc::new(Mutex::new(true));
+        let reader_gate = Arc::clone(&gate);
+        let reader = std::thread::Builder::new()
+            .name(format!("tidings-redis-{}", addr.name))
+            .spawn(move || read_loop(reader, parser, id, &reader_gate, &broker, &shared))
+            .map_err(fail)?;
+        Ok(SubConn {
+            stream,
+            gate,
+            reader: Some(reader),
+        })
+    }
+
+    /// Writes commands (already RESP-encoded). An error means the
+    /// connection is unusable.
+    pub(super) fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Stops deliveries from this connection, closes it, and waits for the
+    /// reader thread to end.
+    pub(super) fn close(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for SubConn {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// `PING tidings-bridge:<token>`, RESP-encoded.
+pub(super) fn ping_command(token: u64) -> Vec<u8> {
+    let mut arg = PING_PREFIX.to_vec();
+    arg.extend_from_slice(token.to_string().as_bytes());
+    redis::cmd("PING").arg(arg).get_packed_command()
+}
+
+fn ping_token(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes.strip_prefix(PING_PREFIX)?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// What one value read from a subscriber connection means.
+enum Incoming {
+    /// A `message`, `pmessage` or `smessage`: (pattern for a pmessage,
+    /// shard?, channel, payload).
+    Message(Option<Vec<u8>>, bool, Vec<u8>, Vec<u8>),
+    /// The reply to one of our `PING`s.
+    Pong(u64),
+    /// An error reply.
+    Error(String),
+    /// A subscription confirmation, or anything else to ignore.
+    Other,
+}
+
+fn classify(value: Value) -> Incoming {
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Push { data, kind } => {
+            // RESP3 pushes (not negotiated by the bridge, but harmless).
+            let mut items = Vec::with_capacity(data.len() + 1);
+            items.push(Value::BulkString(kind.to_string().into_bytes()));
+            items.extend(data);
+            items
+        }
+        // `PING arg` outside subscribed mode replies with the argument.
+        Value::BulkString(b) => return ping_token(&b).map_or(Incoming::Other, Incoming::Pong),
+        Value::ServerError(e) => return Incoming::Error(e.to_string()),
+        _ => return Incoming::Other,
+    };
+    let mut items = items.into_iter().map(|v| match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    });
+    let Some(Some(kind)) = items.next() else {
+        return Incoming::Other;
+    };
+    let mut next = || items.next().flatten();
+    match kind.as_slice() {
+        b"message" => match (next(), next()) {
+            (Some(channel), Some(payload)) => Incoming::Message(None, false, channel, payload),
+            _ => Incoming::Other,
+        },
+        b"smessage" => match (next(), next()) {
+            (Some(channel), Some(payload)) => Incoming::Message(None, true, channel, payload),
+            _ => Incoming::Other,
+        },
+        b"pmessage" => match (next(), next(), next()) {
+            (Some(pattern), Some(channel), Some(payload)) => {
+                Incoming::Message(Some(pattern), false, channel, payload)
+            }
+            _ => Incoming::Other,
+        },
+        b"pong" => next()
+            .and_then(|t| ping_token(&t))
+            .map_or(Incoming::Other, Incoming::Pong),
+        _ => Incoming::Other,
+    }
+}
+
+fn read_loop<T>(
+    mut reader: BufReader<TcpStream>,
+    mut parser: Parser,
+    id: u64,
+    gate: &Mutex<bool>,
+    broker: &Broker<T>,
+    shared: &Shared,
+) where
+    T: Clone + AsRef<[u8]> + From<Vec<u8>>,
+{
+    let why = loop {
+        let value = match parser.parse_value(&mut reader) {
+            Ok(value) => value,
+            Err(e) => break format!("connection lost: {e}"),
+        };
+        match classify(value) {
+            Incoming::Message(pattern, shard, channel, payload) => {
+                let open = gate.lock().unwrap_or_else(PoisonError::into_inner);
+                if !*open {
+                    return;
+                }
+                let target = match (&pattern, shard) {
+                    (Some(p), _) => Target::Pattern(p),
+                    (None, true) => Target::Shard,
+                    (None, false) => Target::Exact,
+                };
+                shared.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                let n = broker.deliver_to(target, &channel, T::from(payload));
+                shared
+                    .counters
+                    .deliveries
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Incoming::Pong(token) => {
+                let _ = shared.events.send(Event::Pong { conn: id, token });
+            }
+            Incoming::Error(e) => break format!("redis replied with an error: {e}"),
+            Incoming::Other => {}
+        }
+    };
+    if *gate.lock().unwrap_or_else(PoisonError::into_inner) {
+        let _ = shared.events.send(Event::Lost { conn: id, why });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn arr(items: &[&[u8]]) -> Value {
+        Value::Array(
+            items
+                .iter()
+                .map(|b| Value::BulkString(b.to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn classifies_what_redis_sends() {
+        assert!(matches!(
+            classify(arr(&[b"message", b"ch", b"hi"])),
+            Incoming::Message(None, false, c, p) if c == b"ch" && p == b"hi"
+        ));
+        assert!(matches!(
+            classify(arr(&[b"pmessage", b"c*", b"ch", b""])),
+            Incoming::Message(Some(pat), false, c, p) if pat == b"c*" && c == b"ch" && p.is_empty()
+        ));
+        assert!(matches!(
+            classify(arr(&[b"smessage", b"{s}", b"\0\xff"])),
+            Incoming::Message(None, true, c, p) if c == b"{s}" && p == b"\0\xff"
+        ));
+        assert!(matches!(
+            classify(arr(&[b"pong", b"tidings-bridge:42"])),
+            Incoming::Pong(42)
+        ));
+        assert!(matches!(
+            classify(Value::BulkString(b"tidings-bridge:7".to_vec())),
+            Incoming::Pong(7)
+        ));
+        assert!(matches!(classify(arr(&[b"pong", b""])), Incoming::Other));
+        assert!(matches!(
+            classify(arr(&[b"message", b"ch"])),
+            Incoming::Other
+        ));
+        assert!(matches!(
+            classify(Value::Array(vec![
+                Value::BulkString(b"subscribe".to_vec()),
+                Value::BulkString(b"ch".to_vec()),
+                Value::Int(1)
+            ])),
+            Incoming::Other
+        ));
+        let ping = ping_command(9);
+        assert_eq!(ping, b"*2\r\n$4\r\nPING\r\n$16\r\ntidings-bridge:9\r\n");
+    }
+}

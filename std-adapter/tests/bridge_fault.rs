@@ -1,0 +1,388 @@
+//! The Redis bridge when Redis fails: killed mid-stream and restarted, or
+//! hung. Each test starts its own throwaway `redis-server` on a free
+//! loopback port (no persistence), so it can kill it; without `redis-server`
+//! on `PATH` the tests skip with a loud message, except under CI (`$CI`
+//! set), where they fail.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tidings::{Bridge, BridgeError, Broker, MessageKind, PublishError, Subscriber};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A redis-server child process on a fixed port, killed when dropped.
+struct Server {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// `None` (with a loud message) if redis-server is not installed.
+    fn start() -> Option<Server> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            // Under CI (`$CI` set) a missing server fails: CI always runs these.
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "redis-server is not installed: CI must run the Redis bridge fault tests (bash .ci/redis.sh start installs it)"
+            );
+            // Straight to stderr: the harness would capture `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: the Redis bridge fault tests need redis-server on PATH \
+                 (apt-get install redis-server, or bash .ci/redis.sh start) ***\n"
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Server { port, child: None };
+        server.restart();
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    fn restart(&mut self) {
+        assert!(self.child.is_none());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port not free yet: try again
+                }
+                if ping(self.port) {
+                    self.child = Some(child);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {}",
+                self.port
+            );
+        }
+    }
+
+    /// SIGKILL: no goodbye to clients.
+    fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    fn client(&self) -> redis::Connection {
+        let con = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection_with_timeout(WAIT)
+            .unwrap();
+        con.set_read_timeout(Some(WAIT)).unwrap();
+        con
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(con) = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+    else {
+        return false;
+    };
+    let mut con = con;
+    redis::cmd("PING").query::<String>(&mut con).is_ok()
+}
+
+/// Fast timeouts so the test runs in seconds.
+fn node(url: &str) -> (Broker<Vec<u8>>, Bridge<Vec<u8>>) {
+    let broker: Broker<Vec<u8>> = Broker::builder().capacity(1 << 16).build();
+    let bridge = Bridge::builder()
+        .server(url)
+        .connect_timeout(Duration::from_millis(500))
+        .io_timeout(Duration::from_millis(500))
+        .heartbeat(Duration::from_millis(100))
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .start(&broker)
+        .unwrap();
+    (broker, bridge)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn seq(m: &tidings::Message<Vec<u8>>) -> u64 {
+    u64::from_le_bytes(m.payload()[..8].try_into().unwrap())
+}
+
+/// Drains `sub` (without blocking), checking order and uniqueness against
+/// `last`; returns how many arrived.
+fn drain(sub: &mut Subscriber<Vec<u8>>, last: &mut Option<u64>) -> usize {
+    let mut n = 0;
+    while let Ok(m) = sub.try_recv() {
+        let s = seq(&m);
+        assert!(
+            last.is_none_or(|l| s > l),
+            "{s} after {last:?}: out of order or duplicated"
+        );
+        *last = Some(s);
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn killed_and_restarted_redis_reconnects_resubscribes_and_counts_the_lost() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let (a, bridge_a) = node(&url);
+    let (b, bridge_b) = node(&url);
+    let mut on_b = b.subscriber();
+    on_b.subscribe("stream");
+    let mut pat_b = b.subscriber();
+    pat_b.psubscribe("str*");
+    let mut shard_b = b.subscriber();
+    shard_b.ssubscribe("{s}1");
+    bridge_a.sync(WAIT).unwrap();
+    bridge_b.sync(WAIT).unwrap();
+
+    // A publisher on node A that never stops for the outage.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let publisher = {
+        let (a, stop, ok, failed) = (a.clone(), stop.clone(), ok.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let mut seq = 0u64;
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < 2 * WAIT {
+                let t = Instant::now();
+                match a.try_publish("stream", seq.to_le_bytes().to_vec()) {
+                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                    Err(PublishError::Upstream { payload, source }) => {
+                        assert_eq!(payload, seq.to_le_bytes());
+                        let e = source.downcast_ref::<BridgeError>().unwrap();
+                        assert!(
+                            matches!(
+                                e,
+                                BridgeError::Disconnected { .. } | BridgeError::Failed { .. }
+                            ),
+                            "{e}"
+                        );
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(e) => panic!("{e}"),
+                };
+                // Never blocks forever: at most the I/O timeout, and some.
+                assert!(
+                    t.elapsed() < Duration::from_secs(3),
+                    "a publish blocked {:?}",
+                    t.elapsed()
+                );
+                seq += 1;
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        })
+    };
+    let (mut last, mut last_pat) = (None, None);
+    let mut received = 0;
+    wait_until("messages flow", || {
+        received += drain(&mut on_b, &mut last);
+        received >= 50
+    });
+
+    server.kill();
+    wait_until("publishes fail", || failed.load(Ordering::Relaxed) >= 20);
+    wait_until("the bridge notices", || {
+        !bridge_a.is_connected() && !bridge_b.is_connected()
+    });
+    assert_eq!(
+        bridge_b
+            .sync(Duration::from_millis(100))
+            .unwrap_err()
+            .to_string(),
+        "redis did not confirm in time"
+    );
+    // Interest that changes during the outage is applied on reconnect.
+    let mut late = b.subscriber();
+    late.subscribe("late");
+    drop(shard_b);
+    let mut shard_b = b.subscriber();
+    shard_b.ssubscribe("{s}2");
+
+    server.restart();
+    bridge_a.sync(WAIT).unwrap();
+    bridge_b.sync(WAIT).unwrap();
+    let resumed = received + drain(&mut on_b, &mut last);
+    wait_until("messages flow again", || {
+        received += drain(&mut on_b, &mut last);
+        received >= resumed + 50
+    });
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().unwrap();
+    // Everything Redis accepted after the resubscription arrives, in order.
+    std::thread::sleep(Duration::from_millis(200));
+    received += drain(&mut on_b, &mut last);
+    let pattern_received = drain(&mut pat_b, &mut last_pat) as u64;
+
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    // The pattern was resubscribed too (its own gap may differ by a few
+    // messages from the channel's: the two are separate subscriptions).
+    assert!(
+        pattern_received > 0 && pattern_received <= ok,
+        "{pattern_received} of {ok}"
+    );
+    let ma = bridge_a.metrics();
+    assert!(ma.connected);
+    assert!(ma.reconnects >= 1 && ma.disconnects >= 1, "{ma:?}");
+    assert_eq!(
+        (ma.messages_out, ma.lost),
+        (ok, failed),
+        "every publish is counted once"
+    );
+    assert_eq!(
+        a.metrics().upstream_failed,
+        failed,
+        "the broker counts the same"
+    );
+    assert!(received as u64 <= ok, "at most once");
+    assert!(bridge_b.metrics().reconnects >= 1);
+    assert!(bridge_a.last_error().is_some());
+
+    // The new server holds exactly the current interest.
+    let mut con = server.client();
+    let numsub: (String, i64, String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("stream")
+        .arg("late")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((numsub.1, numsub.3), (1, 1));
+    let numpat: i64 = redis::cmd("PUBSUB").arg("NUMPAT").query(&mut con).unwrap();
+    assert_eq!(numpat, 1);
+    let shards: (String, i64, String, i64) = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg("{s}1")
+        .arg("{s}2")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((shards.1, shards.3), (0, 1));
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("late")
+        .arg("hi")
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("SPUBLISH")
+        .arg("{s}2")
+        .arg("sharded")
+        .query(&mut con)
+        .unwrap();
+    let m = late.recv_timeout(WAIT).unwrap();
+    assert_eq!(
+        (m.kind(), m.payload().as_slice()),
+        (MessageKind::Message, &b"hi"[..])
+    );
+    let m = shard_b.recv_timeout(WAIT).unwrap();
+    assert_eq!(
+        (m.kind(), m.payload().as_slice()),
+        (MessageKind::SMessage, &b"sharded"[..])
+    );
+}
+
+#[test]
+fn a_hung_redis_fails_publishes_in_bounded_time_and_recovers() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let (a, bridge) = node(&url);
+    let mut sub = a.subscriber();
+    sub.subscribe("ch");
+    bridge.sync(WAIT).unwrap();
+    assert_eq!(a.try_publish("ch", vec![1]).unwrap(), 1);
+    assert_eq!(*sub.recv_timeout(WAIT).unwrap().payload(), [1]);
+
+    server.signal("-STOP");
+    let t = Instant::now();
+    let err = a.try_publish("ch", vec![2]).unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "blocked {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        err.to_string().split(':').next(),
+        Some("upstream refused the message")
+    );
+    // Later publishes fail at once until the node is back.
+    wait_until("the heartbeat notices", || !bridge.is_connected());
+    let t = Instant::now();
+    assert_eq!(a.publish("ch", vec![3]), 0);
+    assert!(t.elapsed() < Duration::from_secs(1));
+
+    server.signal("-CONT");
+    bridge.sync(WAIT).unwrap();
+    assert_eq!(a.try_publish("ch", vec![4]).unwrap(), 1);
+    // 2 may or may not have been published (no answer in time); 3 was not.
+    let mut got = vec![];
+    while let Ok(m) = sub.recv_timeout(Duration::from_secs(2)) {
+        got.push(m.payload()[0]);
+        if got.last() == Some(&4) {
+            break;
+        }
+    }
+    assert!(got == [4] || got == [2, 4], "{got:?}");
+    let m = bridge.metrics();
+    assert!(m.lost >= 2 && m.reconnects >= 1, "{m:?}");
+}
