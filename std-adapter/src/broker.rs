@@ -537,6 +537,7 @@ impl<T> Broker<T> {
                 return self.forward(&upstream, kind, target, channel, payload);
             }
         }
+        self.shared.counters.published.fetch_add(1, Ordering::Relaxed);
         Ok(self.deliver_to(target, channel, payload))
     }
 
@@ -572,7 +573,9 @@ impl<T> Broker<T> {
 
     /// Delivers `payload` to the local subscribers that `target` selects,
     /// bypassing any upstream, and returns the number of deliveries (queued
-    /// plus dropped by policy). [`Target::Publish`] is what `publish` does
+    /// plus dropped by policy). The deliveries are counted in [`Metrics`];
+    /// the call is not counted in [`Metrics::published`], which counts
+    /// `publish` and `spublish` calls only. [`Target::Publish`] is what `publish` does
     /// without an upstream.
     ///
     /// This is the other half of an integration that carries messages
@@ -691,7 +694,6 @@ impl<T> Broker<T> {
         }
         drop(stripe);
         let c = &shared.counters;
-        c.published.fetch_add(1, Ordering::Relaxed);
         if n > 0 {
             c.delivered.fetch_add(delivered, Ordering::Relaxed);
             if dropped > 0 {
