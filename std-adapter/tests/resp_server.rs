@@ -1,0 +1,1119 @@
+//! The RESP server example (`examples/resp_server.rs`) driven over loopback
+//! TCP by a raw RESP client, asserting Redis's reply bytes for every
+//! behaviour of `REDIS-SEMANTICS.md` §2, §3 and §7, bad protocol input,
+//! disconnect cleanup and slow clients. Each test starts its own server on
+//! an ephemeral port.
+#![allow(clippy::unwrap_used)]
+
+#[allow(dead_code)]
+#[path = "../examples/resp_server.rs"]
+mod resp_server;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use resp_server::Config;
+
+// ---------------------------------------------------------------------------
+// A server per test, and a raw RESP client.
+// ---------------------------------------------------------------------------
+
+fn start(config: Config) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || resp_server::serve(listener, config));
+    addr
+}
+
+fn server() -> SocketAddr {
+    start(Config::default())
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A decoded reply, for tests that count or collect rather than compare.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<Frame>),
+}
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        Client {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, args: &[&[u8]]) {
+        self.send_raw(&command(args));
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    /// Reads exactly `want.len()` bytes and compares them (shown escaped).
+    #[track_caller]
+    fn expect(&mut self, want: &[u8]) {
+        let mut got = vec![0; want.len()];
+        if let Err(e) = self.reader.read_exact(&mut got) {
+            panic!("waiting for {:?}: {e}", want.escape_ascii().to_string());
+        }
+        assert_eq!(
+            got.escape_ascii().to_string(),
+            want.escape_ascii().to_string()
+        );
+    }
+
+    #[track_caller]
+    fn call(&mut self, args: &[&[u8]], want: &[u8]) {
+        self.send(args);
+        self.expect(want);
+    }
+
+    /// The server closed the connection, with nothing more to read.
+    #[track_caller]
+    fn expect_closed(&mut self) {
+        let mut rest = Vec::new();
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) | Err(_) if !rest.is_empty() => {
+                panic!(
+                    "expected the end, got {:?}",
+                    rest.escape_ascii().to_string()
+                )
+            }
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
+
+    /// Nothing arrives for a moment.
+    #[track_caller]
+    fn expect_nothing(&mut self) {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let got = self.reader.fill_buf().map(<[u8]>::to_vec);
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(TIMEOUT))
+            .unwrap();
+        match got {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            other => panic!("expected nothing, got {other:?}"),
+        }
+    }
+
+    fn line(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line).unwrap();
+        assert!(line.ends_with(b"\r\n"), "bad line {line:?}");
+        line.truncate(line.len() - 2);
+        line
+    }
+
+    fn frame(&mut self) -> Frame {
+        let line = self.line();
+        let text = String::from_utf8(line[1..].to_vec()).unwrap();
+        match line[0] {
+            b'+' => Frame::Simple(text),
+            b'-' => Frame::Error(text),
+            b':' => Frame::Int(text.parse().unwrap()),
+            b'_' => Frame::Nil,
+            b'$' if text == "-1" => Frame::Nil,
+            b'$' => {
+                let mut data = vec![0; text.parse::<usize>().unwrap() + 2];
+                self.reader.read_exact(&mut data).unwrap();
+                data.truncate(data.len() - 2);
+                Frame::Bulk(data)
+            }
+            b'*' | b'>' => Frame::Array((0..text.parse().unwrap()).map(|_| self.frame()).collect()),
+            b'%' => Frame::Array(
+                (0..2 * text.parse::<usize>().unwrap())
+                    .map(|_| self.frame())
+                    .collect(),
+            ),
+            other => panic!("unexpected frame type {:?}", other as char),
+        }
+    }
+
+    fn int(&mut self, args: &[&[u8]]) -> i64 {
+        self.send(args);
+        match self.frame() {
+            Frame::Int(n) => n,
+            other => panic!("expected an integer, got {other:?}"),
+        }
+    }
+}
+
+fn command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend(bulk(arg));
+    }
+    out
+}
+
+fn bulk(data: &[u8]) -> Vec<u8> {
+    [format!("${}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat()
+}
+
+/// A subscription confirmation in RESP2.
+fn confirm(kind: &str, name: Option<&[u8]>, count: usize) -> Vec<u8> {
+    let name = name.map_or(b"$-1\r\n".to_vec(), bulk);
+    [
+        b"*3\r\n".as_slice(),
+        &bulk(kind.as_bytes()),
+        &name,
+        format!(":{count}\r\n").as_bytes(),
+    ]
+    .concat()
+}
+
+fn message(channel: &[u8], payload: &[u8]) -> Vec<u8> {
+    [
+        b"*3\r\n$7\r\nmessage\r\n".as_slice(),
+        &bulk(channel),
+        &bulk(payload),
+    ]
+    .concat()
+}
+
+fn pmessage(pattern: &[u8], channel: &[u8], payload: &[u8]) -> Vec<u8> {
+    [
+        b"*4\r\n$8\r\npmessage\r\n".as_slice(),
+        &bulk(pattern),
+        &bulk(channel),
+        &bulk(payload),
+    ]
+    .concat()
+}
+
+fn smessage(channel: &[u8], payload: &[u8]) -> Vec<u8> {
+    [
+        b"*3\r\n$8\r\nsmessage\r\n".as_slice(),
+        &bulk(channel),
+        &bulk(payload),
+    ]
+    .concat()
+}
+
+/// Polls until `condition` holds, for at most [`TIMEOUT`].
+#[track_caller]
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+const MODE_ERROR: &str =
+    "only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context";
+
+fn mode_error(command: &str) -> Vec<u8> {
+    format!("-ERR Can't execute '{command}': {MODE_ERROR}\r\n").into_bytes()
+}
+
+fn arity_error(command: &str) -> Vec<u8> {
+    format!("-ERR wrong number of arguments for '{command}' command\r\n").into_bytes()
+}
+
+// ---------------------------------------------------------------------------
+// §2 Confirmations.
+// ---------------------------------------------------------------------------
+
+mod subscribe {
+    use super::*;
+
+    #[test]
+    fn confirmations_count_channels_plus_patterns_and_shards_apart() {
+        let mut c = Client::connect(server());
+        c.call(
+            &[b"SUBSCRIBE", b"a", b"b"],
+            &[
+                confirm("subscribe", Some(b"a"), 1),
+                confirm("subscribe", Some(b"b"), 2),
+            ]
+            .concat(),
+        );
+        c.call(
+            &[b"psubscribe", b"p*"],
+            &confirm("psubscribe", Some(b"p*"), 3),
+        );
+        c.call(
+            &[b"SSUBSCRIBE", b"s"],
+            &confirm("ssubscribe", Some(b"s"), 1),
+        );
+        c.call(
+            &[b"SUNSUBSCRIBE", b"s"],
+            &confirm("sunsubscribe", Some(b"s"), 0),
+        );
+        c.call(
+            &[b"PUNSUBSCRIBE", b"p*"],
+            &confirm("punsubscribe", Some(b"p*"), 2),
+        );
+        c.call(
+            &[b"UNSUBSCRIBE", b"a"],
+            &confirm("unsubscribe", Some(b"a"), 1),
+        );
+    }
+
+    #[test]
+    fn a_duplicate_repeats_the_count_and_never_delivers_twice() {
+        let addr = server();
+        let mut sub = Client::connect(addr);
+        sub.call(
+            &[b"SUBSCRIBE", b"a", b"a"],
+            &[
+                confirm("subscribe", Some(b"a"), 1),
+                confirm("subscribe", Some(b"a"), 1),
+            ]
+            .concat(),
+        );
+        sub.call(
+            &[b"PSUBSCRIBE", b"a*"],
+            &confirm("psubscribe", Some(b"a*"), 2),
+        );
+        sub.call(
+            &[b"PSUBSCRIBE", b"a*"],
+            &confirm("psubscribe", Some(b"a*"), 2),
+        );
+        let mut publisher = Client::connect(addr);
+        publisher.call(&[b"PUBLISH", b"a", b"x"], b":2\r\n");
+        sub.expect(&[message(b"a", b"x"), pmessage(b"a*", b"a", b"x")].concat());
+        sub.expect_nothing();
+    }
+
+    #[test]
+    fn unsubscribing_from_what_is_not_held_confirms_the_current_count() {
+        let mut c = Client::connect(server());
+        c.call(
+            &[b"UNSUBSCRIBE", b"x"],
+            &confirm("unsubscribe", Some(b"x"), 0),
+        );
+        c.call(&[b"SUBSCRIBE", b"a"], &confirm("subscribe", Some(b"a"), 1));
+        c.call(
+            &[b"UNSUBSCRIBE", b"x", b"y"],
+            &[
+                confirm("unsubscribe", Some(b"x"), 1),
+                confirm("unsubscribe", Some(b"y"), 1),
+            ]
+            .concat(),
+        );
+        c.call(
+            &[b"PUNSUBSCRIBE", b"x*"],
+            &confirm("punsubscribe", Some(b"x*"), 1),
+        );
+        c.call(
+            &[b"SUNSUBSCRIBE", b"x"],
+            &confirm("sunsubscribe", Some(b"x"), 0),
+        );
+    }
+
+    #[test]
+    fn unsubscribe_without_arguments_confirms_each_with_falling_counts() {
+        let mut c = Client::connect(server());
+        c.send(&[b"SUBSCRIBE", b"b", b"a"]);
+        c.send(&[b"PSUBSCRIBE", b"p*"]);
+        c.expect(
+            &[
+                confirm("subscribe", Some(b"b"), 1),
+                confirm("subscribe", Some(b"a"), 2),
+                confirm("psubscribe", Some(b"p*"), 3),
+            ]
+            .concat(),
+        );
+        // tidings' order: byte order.
+        c.call(
+            &[b"UNSUBSCRIBE"],
+            &[
+                confirm("unsubscribe", Some(b"a"), 2),
+                confirm("unsubscribe", Some(b"b"), 1),
+            ]
+            .concat(),
+        );
+        c.call(&[b"PUNSUBSCRIBE"], &confirm("punsubscribe", Some(b"p*"), 0));
+    }
+
+    #[test]
+    fn unsubscribe_without_arguments_and_nothing_held_gives_one_nil_confirmation() {
+        let mut c = Client::connect(server());
+        c.call(
+            &[b"UNSUBSCRIBE"],
+            b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n",
+        );
+        c.call(&[b"PUNSUBSCRIBE"], &confirm("punsubscribe", None, 0));
+        c.call(&[b"SUNSUBSCRIBE"], &confirm("sunsubscribe", None, 0));
+        // The count is the current total, which patterns keep above zero.
+        c.call(
+            &[b"PSUBSCRIBE", b"p*"],
+            &confirm("psubscribe", Some(b"p*"), 1),
+        );
+        c.call(&[b"UNSUBSCRIBE"], &confirm("unsubscribe", None, 1));
+        c.call(&[b"SUNSUBSCRIBE"], &confirm("sunsubscribe", None, 0));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// §2 Delivery.
+// ---------------------------------------------------------------------------
+
+mod publish {
+    use super::*;
+
+    #[test]
+    fn message_comes_before_pmessage_and_both_count() {
+        let addr = server();
+        let mut sub = Client::connect(addr);
+        sub.send(&[b"SUBSCRIBE", b"news"]);
+        sub.send(&[b"PSUBSCRIBE", b"n*"]);
+        sub.expect(
+            &[
+                confirm("subscribe", Some(b"news"), 1),
+                confirm("psubscribe", Some(b"n*"), 2),
+            ]
+            .concat(),
+        );
+        let mut publisher = Client::connect(addr);
+        publisher.call(&[b"PUBLISH", b"news", b"hello"], b":2\r\n");
+        sub.expect(
+            &[
+                message(b"news", b"hello"),
+                pmessage(b"n*", b"news", b"hello"),
+            ]
+            .concat(),
+        );
+        publisher.call(&[b"PUBLISH", b"nope", b"x"], b":1\r\n");
+        sub.expect(&pmessage(b"n*", b"nope", b"x"));
+        publisher.call(&[b"PUBLISH", b"other", b"x"], b":0\r\n");
+        sub.expect_nothing();
+    }
+
+    #[test]
+    fn messages_queued_before_a_command_come_before_its_reply() {
+        let addr = server();
+        let mut sub = Client::connect(addr);
+        sub.call(&[b"SUBSCRIBE", b"a"], &confirm("subscribe", Some(b"a"), 1));
+        let mut publisher = Client::connect(addr);
+        for i in 0..100 {
+            publisher.call(&[b"PUBLISH", b"a", i.to_string().as_bytes()], b":1\r\n");
+        }
+        sub.send(&[b"UNSUBSCRIBE", b"a"]);
+        for i in 0..100 {
+            sub.expect(&message(b"a", i.to_string().as_bytes()));
+        }
+        sub.expect(&confirm("unsubscribe", Some(b"a"), 0));
+        publisher.call(&[b"PUBLISH", b"a", b"late"], b":0\r\n");
+        sub.call(&[b"PING"], b"+PONG\r\n");
+    }
+
+    #[test]
+    fn every_matching_pattern_delivers_once() {
+        let addr = server();
+        let mut sub = Client::connect(addr);
+        sub.send(&[b"PSUBSCRIBE", b"n*", b"*s", b"x*"]);
+        for (i, p) in [&b"n*"[..], b"*s", b"x*"].into_iter().enumerate() {
+            sub.expect(&confirm("psubscribe", Some(p), i + 1));
+        }
+        let mut publisher = Client::connect(addr);
+        publisher.call(&[b"PUBLISH", b"news", b"x"], b":2\r\n");
+        let got: BTreeSet<_> = (0..2)
+            .map(|_| sub.frame())
+            .map(|f| format!("{f:?}"))
+            .collect();
+        let want: BTreeSet<_> = [b"n*", b"*s"]
+            .map(|p| {
+                let bulk = |b: &[u8]| Frame::Bulk(b.to_vec());
+                format!(
+                    "{:?}",
+                    Frame::Array(vec![bulk(b"pmessage"), bulk(p), bulk(b"news"), bulk(b"x")])
+                )
+            })
+            .into();
+        assert_eq!(got, want);
+        sub.expect_nothing();
+    }
+
+    #[test]
+    fn shard_channels_are_a_separate_namespace() {
+        let addr = server();
+        let mut shard = Client::connect(addr);
+        shard.call(
+            &[b"SSUBSCRIBE", b"x"],
+            &confirm("ssubscribe", Some(b"x"), 1),
+        );
+        let mut plain = Client::connect(addr);
+        plain.send(&[b"SUBSCRIBE", b"x"]);
+        plain.send(&[b"PSUBSCRIBE", b"*"]);
+        plain.expect(
+            &[
+                confirm("subscribe", Some(b"x"), 1),
+                confirm("psubscribe", Some(b"*"), 2),
+            ]
+            .concat(),
+        );
+        let mut publisher = Client::connect(addr);
+        publisher.call(&[b"SPUBLISH", b"x", b"s"], b":1\r\n");
+        shard.expect(&smessage(b"x", b"s"));
+        publisher.call(&[b"PUBLISH", b"x", b"p"], b":2\r\n");
+        plain.expect(&[message(b"x", b"p"), pmessage(b"*", b"x", b"p")].concat());
+        publisher.call(&[b"SPUBLISH", b"y", b"s"], b":0\r\n");
+        shard.expect_nothing();
+        plain.expect_nothing();
+    }
+
+    #[test]
+    fn names_and_payloads_are_binary() {
+        let addr = server();
+        let (channel, payload) = (&b"a\0\r\nb\xff"[..], &b"p\0\r\n$3\r\nq"[..]);
+        let mut sub = Client::connect(addr);
+        sub.call(
+            &[b"SUBSCRIBE", channel],
+            &confirm("subscribe", Some(channel), 1),
+        );
+        sub.call(
+            &[b"PSUBSCRIBE", b"a\0*"],
+            &confirm("psubscribe", Some(b"a\0*"), 2),
+        );
+        let mut publisher = Client::connect(addr);
+        publisher.call(&[b"PUBLISH", channel, payload], b":2\r\n");
+        sub.expect(
+            &[
+                message(channel, payload),
+                pmessage(b"a\0*", channel, payload),
+            ]
+            .concat(),
+        );
+        publisher.call(
+            &[b"PUBSUB", b"NUMSUB", channel],
+            &[b"*2\r\n".as_slice(), &bulk(channel), b":1\r\n"].concat(),
+        );
+    }
+
+    #[test]
+    fn a_one_mebibyte_payload_arrives_whole() {
+        let addr = server();
+        let payload: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        let mut sub = Client::connect(addr);
+        sub.call(
+            &[b"SUBSCRIBE", b"big"],
+            &confirm("subscribe", Some(b"big"), 1),
+        );
+        let mut publisher = Client::connect(addr);
+        publisher.call(&[b"PUBLISH", b"big", &payload], b":1\r\n");
+        sub.expect(&message(b"big", &payload));
+    }
+
+    #[test]
+    fn ten_thousand_messages_arrive_in_publish_order() {
+        const N: usize = 10_000;
+        let addr = server();
+        let mut sub = Client::connect(addr);
+        sub.call(
+            &[b"SUBSCRIBE", b"seq"],
+            &confirm("subscribe", Some(b"seq"), 1),
+        );
+        let mut publisher = Client::connect(addr);
+        let pipeline: Vec<u8> = (0..N)
+            .flat_map(|i| command(&[b"PUBLISH", b"seq", i.to_string().as_bytes()]))
+            .collect();
+        let writer = thread::spawn(move || {
+            publisher.send_raw(&pipeline);
+            publisher.expect(&b":1\r\n".repeat(N));
+        });
+        for i in 0..N {
+            sub.expect(&message(b"seq", i.to_string().as_bytes()));
+        }
+        writer.join().unwrap();
+        sub.expect_nothing();
+    }
+
+    #[test]
+    fn in_resp3_messages_are_pushes_and_a_publish_to_itself_comes_before_its_count() {
+        let mut c = Client::connect(server());
+        c.send(&[b"HELLO", b"3"]);
+        c.frame();
+        c.call(
+            &[b"SUBSCRIBE", b"a"],
+            b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
+        );
+        c.call(
+            &[b"PSUBSCRIBE", b"a*"],
+            b">3\r\n$10\r\npsubscribe\r\n$2\r\na*\r\n:2\r\n",
+        );
+        c.call(
+            &[b"PUBLISH", b"a", b"hi"],
+            b">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n\
+              >4\r\n$8\r\npmessage\r\n$2\r\na*\r\n$1\r\na\r\n$2\r\nhi\r\n:2\r\n",
+        );
+        c.call(
+            &[b"SSUBSCRIBE", b"s"],
+            b">3\r\n$10\r\nssubscribe\r\n$1\r\ns\r\n:1\r\n",
+        );
+        c.call(
+            &[b"SPUBLISH", b"s", b"x"],
+            b">3\r\n$8\r\nsmessage\r\n$1\r\ns\r\n$1\r\nx\r\n:1\r\n",
+        );
+        c.call(
+            &[b"SUNSUBSCRIBE"],
+            b">3\r\n$12\r\nsunsubscribe\r\n$1\r\ns\r\n:0\r\n",
+        );
+        c.call(
+            &[b"SUNSUBSCRIBE"],
+            b">3\r\n$12\r\nsunsubscribe\r\n_\r\n:0\r\n",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// §3 Introspection.
+// ---------------------------------------------------------------------------
+
+mod introspection {
+    use super::*;
+
+    #[test]
+    fn channels_numsub_and_numpat() {
+        let addr = server();
+        let mut a = Client::connect(addr);
+        a.send(&[b"SUBSCRIBE", b"news", b"sports"]);
+        a.send(&[b"PSUBSCRIBE", b"n*"]);
+        a.expect(
+            &[
+                confirm("subscribe", Some(b"news"), 1),
+                confirm("subscribe", Some(b"sports"), 2),
+                confirm("psubscribe", Some(b"n*"), 3),
+            ]
+            .concat(),
+        );
+        let mut b = Client::connect(addr);
+        b.send(&[b"SUBSCRIBE", b"news"]);
+        b.send(&[b"PSUBSCRIBE", b"n*"]);
+        b.expect(
+            &[
+                confirm("subscribe", Some(b"news"), 1),
+                confirm("psubscribe", Some(b"n*"), 2),
+            ]
+            .concat(),
+        );
+        let mut q = Client::connect(addr);
+        // Patterns are never listed; the filter is a glob.
+        q.send(&[b"PUBSUB", b"CHANNELS"]);
+        let mut names = match q.frame() {
+            Frame::Array(names) => names,
+            other => panic!("{other:?}"),
+        };
+        names.sort_by_key(|f| format!("{f:?}"));
+        assert_eq!(
+            names,
+            [
+                Frame::Bulk(b"news".to_vec()),
+                Frame::Bulk(b"sports".to_vec())
+            ]
+        );
+        q.call(&[b"PUBSUB", b"CHANNELS", b"n*"], b"*1\r\n$4\r\nnews\r\n");
+        q.call(&[b"PUBSUB", b"CHANNELS", b"x*"], b"*0\r\n");
+        // Flat pairs; pattern subscribers are not counted; unknown is 0.
+        q.call(
+            &[b"PUBSUB", b"NUMSUB", b"news", b"sports", b"n*", b"none"],
+            b"*8\r\n$4\r\nnews\r\n:2\r\n$6\r\nsports\r\n:1\r\n$2\r\nn*\r\n:0\r\n$4\r\nnone\r\n:0\r\n",
+        );
+        q.call(&[b"PUBSUB", b"NUMSUB"], b"*0\r\n");
+        // Distinct patterns: n* held twice counts once.
+        q.call(&[b"pubsub", b"numpat"], b":1\r\n");
+        q.call(&[b"PUBSUB", b"SHARDCHANNELS"], b"*0\r\n");
+    }
+
+    #[test]
+    fn shardchannels_and_shardnumsub() {
+        let addr = server();
+        let mut a = Client::connect(addr);
+        a.call(
+            &[b"SSUBSCRIBE", b"s1", b"s2"],
+            &[
+                confirm("ssubscribe", Some(b"s1"), 1),
+                confirm("ssubscribe", Some(b"s2"), 2),
+            ]
+            .concat(),
+        );
+        let mut q = Client::connect(addr);
+        q.call(&[b"PUBSUB", b"SHARDCHANNELS", b"*1"], b"*1\r\n$2\r\ns1\r\n");
+        q.call(
+            &[b"PUBSUB", b"SHARDNUMSUB", b"s1", b"x"],
+            b"*4\r\n$2\r\ns1\r\n:1\r\n$1\r\nx\r\n:0\r\n",
+        );
+        // The namespaces stay apart.
+        q.call(&[b"PUBSUB", b"NUMSUB", b"s1"], b"*2\r\n$2\r\ns1\r\n:0\r\n");
+        q.call(&[b"PUBSUB", b"CHANNELS"], b"*0\r\n");
+    }
+
+    #[test]
+    fn unknown_subcommands_and_arity_errors() {
+        let mut q = Client::connect(server());
+        q.call(
+            &[b"PUBSUB", b"foo"],
+            b"-ERR unknown subcommand 'foo'. Try PUBSUB HELP.\r\n",
+        );
+        q.call(
+            &[b"pubsub", b"channels", b"a", b"b"],
+            b"-ERR unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP.\r\n",
+        );
+        q.call(&[b"PUBSUB"], &arity_error("pubsub"));
+        q.call(&[b"PUBSUB", b"NUMPAT", b"x"], &arity_error("pubsub|numpat"));
+        q.send(&[b"PUBSUB", b"HELP"]);
+        match q.frame() {
+            Frame::Array(lines) => assert_eq!(lines.len(), 14),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// §7 Modes, PING, RESET, QUIT, HELLO.
+// ---------------------------------------------------------------------------
+
+mod modes {
+    use super::*;
+
+    #[test]
+    fn ping_replies_pong_in_subscribed_mode_as_an_array() {
+        let mut c = Client::connect(server());
+        c.call(&[b"PING"], b"+PONG\r\n");
+        c.call(&[b"PING", b"x"], b"$1\r\nx\r\n");
+        c.call(&[b"SUBSCRIBE", b"a"], &confirm("subscribe", Some(b"a"), 1));
+        c.call(&[b"PING"], b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+        c.call(&[b"ping", b"x"], b"*2\r\n$4\r\npong\r\n$1\r\nx\r\n");
+        c.call(&[b"PING", b"x", b"y"], &arity_error("ping"));
+        c.call(&[b"UNSUBSCRIBE"], &confirm("unsubscribe", Some(b"a"), 0));
+        c.call(&[b"PING"], b"+PONG\r\n");
+        // Shard subscriptions count for the mode too.
+        c.call(
+            &[b"SSUBSCRIBE", b"s"],
+            &confirm("ssubscribe", Some(b"s"), 1),
+        );
+        c.call(&[b"PING"], b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    }
+
+    #[test]
+    fn subscribed_mode_allows_only_pubsub_commands() {
+        let mut c = Client::connect(server());
+        c.call(
+            &[b"PSUBSCRIBE", b"p*"],
+            &confirm("psubscribe", Some(b"p*"), 1),
+        );
+        c.call(&[b"PUBLISH", b"a", b"b"], &mode_error("publish"));
+        c.call(&[b"echo", b"x"], &mode_error("echo"));
+        c.call(&[b"PUBSUB", b"NUMSUB", b"a"], &mode_error("pubsub|numsub"));
+        c.call(&[b"HELLO", b"3"], &mode_error("hello"));
+        c.call(
+            &[b"CLIENT", b"SETNAME", b"x"],
+            &mode_error("client|setname"),
+        );
+        // Redis commands this server does not run are still restricted.
+        c.call(&[b"GET", b"k"], &mode_error("get"));
+        c.call(&[b"set", b"k", b"v"], &mode_error("set"));
+        // Unknown commands and arity errors are reported first, as in Redis.
+        c.call(&[b"ECHO"], &arity_error("echo"));
+        c.call(
+            &[b"foo"],
+            b"-ERR unknown command 'foo', with args beginning with: \r\n",
+        );
+        // The allowed ones still run.
+        c.call(&[b"SUBSCRIBE", b"a"], &confirm("subscribe", Some(b"a"), 2));
+        c.call(
+            &[b"UNSUBSCRIBE", b"a"],
+            &confirm("unsubscribe", Some(b"a"), 1),
+        );
+        c.call(&[b"QUIT"], b"+OK\r\n");
+        c.expect_closed();
+    }
+
+    #[test]
+    fn reset_leaves_subscribed_mode_and_resp3() {
+        let addr = server();
+        let mut c = Client::connect(addr);
+        c.send(&[b"HELLO", b"3", b"SETNAME", b"me"]);
+        c.frame();
+        c.call(
+            &[b"SUBSCRIBE", b"a"],
+            b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
+        );
+        c.call(
+            &[b"PSUBSCRIBE", b"b*"],
+            b">3\r\n$10\r\npsubscribe\r\n$2\r\nb*\r\n:2\r\n",
+        );
+        c.call(&[b"RESET"], b"+RESET\r\n");
+        c.call(&[b"PING"], b"+PONG\r\n");
+        c.call(&[b"CLIENT", b"GETNAME"], b"$-1\r\n");
+        c.call(&[b"PUBLISH", b"a", b"x"], b":0\r\n");
+        c.call(&[b"PUBSUB", b"NUMPAT"], b":0\r\n");
+        c.call(&[b"UNSUBSCRIBE"], &confirm("unsubscribe", None, 0));
+    }
+
+    #[test]
+    fn quit_replies_ok_and_closes() {
+        let mut c = Client::connect(server());
+        c.send_raw(
+            &[
+                command(&[b"PING"]),
+                command(&[b"QUIT"]),
+                command(&[b"PING"]),
+            ]
+            .concat(),
+        );
+        c.expect(b"+PONG\r\n+OK\r\n");
+        c.expect_closed();
+    }
+
+    #[test]
+    fn hello_switches_protocol_and_resp3_allows_every_command_while_subscribed() {
+        let mut c = Client::connect(server());
+        let hello = |proto: u8, map: &str| {
+            format!(
+                "{map}$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n\
+                 $5\r\nproto\r\n:{proto}\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
+                 $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"
+            )
+        };
+        c.call(&[b"HELLO"], hello(2, "*14\r\n").as_bytes());
+        c.call(&[b"HELLO", b"3"], hello(3, "%7\r\n").as_bytes());
+        c.call(
+            &[b"SUBSCRIBE", b"a"],
+            b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
+        );
+        c.call(&[b"PING"], b"+PONG\r\n");
+        c.call(&[b"ECHO", b"x"], b"$1\r\nx\r\n");
+        c.call(&[b"CLIENT", b"GETNAME"], b"_\r\n");
+        c.call(&[b"PUBSUB", b"NUMSUB", b"a"], b"*2\r\n$1\r\na\r\n:1\r\n");
+        c.call(&[b"HELLO", b"2"], hello(2, "*14\r\n").as_bytes());
+        c.call(&[b"ECHO", b"x"], &mode_error("echo"));
+        c.call(&[b"HELLO", b"4"], &mode_error("hello"));
+        c.call(&[b"UNSUBSCRIBE"], &confirm("unsubscribe", Some(b"a"), 0));
+        c.call(
+            &[b"HELLO", b"4"],
+            b"-NOPROTO unsupported protocol version\r\n",
+        );
+        c.call(
+            &[b"HELLO", b"x"],
+            b"-ERR Protocol version is not an integer or out of range\r\n",
+        );
+        c.call(
+            &[b"HELLO", b"3", b"FOO"],
+            b"-ERR Syntax error in HELLO option 'FOO'\r\n",
+        );
+        c.call(
+            &[b"HELLO", b"3", b"AUTH", b"bob", b"pw"],
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// §7 Errors, and what clients send on connect.
+// ---------------------------------------------------------------------------
+
+mod errors {
+    use super::*;
+
+    #[test]
+    fn unknown_commands_name_the_command_and_its_first_arguments() {
+        let mut c = Client::connect(server());
+        c.call(
+            &[b"foo", b"a", b"b"],
+            b"-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n",
+        );
+        c.call(
+            &[b"GET", b"k"],
+            b"-ERR unknown command 'GET', with args beginning with: 'k' \r\n",
+        );
+        // Newlines become spaces; the argument list stops near 128 bytes.
+        let long = vec![b'x'; 200];
+        let want = format!(
+            "-ERR unknown command 'f  oo', with args beginning with: 'a  b' '{}' \r\n",
+            "x".repeat(121)
+        );
+        c.call(&[b"f\r\noo", b"a\r\nb", &long, b"y"], want.as_bytes());
+    }
+
+    #[test]
+    fn wrong_arity_names_the_command_in_lower_case() {
+        let mut c = Client::connect(server());
+        for (args, name) in [
+            (&[&b"SUBSCRIBE"[..]][..], "subscribe"),
+            (&[b"PSUBSCRIBE"], "psubscribe"),
+            (&[b"SSUBSCRIBE"], "ssubscribe"),
+            (&[b"PUBLISH", b"a"], "publish"),
+            (&[b"SPUBLISH", b"a", b"b", b"c"], "spublish"),
+            (&[b"ECHO"], "echo"),
+            (&[b"RESET", b"x"], "reset"),
+            (&[b"CLIENT"], "client"),
+            (&[b"CONFIG", b"GET"], "config|get"),
+        ] {
+            c.call(args, &arity_error(name));
+        }
+    }
+
+    #[test]
+    fn connect_time_commands_get_answers_clients_accept() {
+        let mut c = Client::connect(server());
+        c.call(
+            &[b"CLIENT", b"SETINFO", b"LIB-NAME", b"redis-py"],
+            b"+OK\r\n",
+        );
+        c.call(&[b"CLIENT", b"SETINFO", b"lib-ver", b"5.0"], b"+OK\r\n");
+        c.call(&[b"CLIENT", b"SETNAME", b"worker"], b"+OK\r\n");
+        c.call(&[b"CLIENT", b"GETNAME"], b"$6\r\nworker\r\n");
+        c.call(
+            &[b"CLIENT", b"SETNAME", b"a b"],
+            b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+        );
+        c.call(
+            &[b"CLIENT", b"NOPE"],
+            b"-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n",
+        );
+        c.call(
+            &[b"CONFIG", b"GET", b"save"],
+            b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n",
+        );
+        c.call(
+            &[b"CONFIG", b"GET", b"appendonly"],
+            b"*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n",
+        );
+        c.call(&[b"CONFIG", b"GET", b"maxmemory"], b"*0\r\n");
+        c.call(&[b"COMMAND", b"DOCS"], b"*0\r\n");
+        c.call(&[b"SELECT", b"0"], b"+OK\r\n");
+        c.call(&[b"SELECT", b"16"], b"-ERR DB index is out of range\r\n");
+    }
+
+    #[test]
+    fn inline_commands_work_as_in_telnet() {
+        let mut c = Client::connect(server());
+        c.send_raw(b"PING\r\n\r\nPING hello\nECHO \"a b\\x41\"\r\nECHO 'it\\'s'\r\n");
+        c.expect(b"+PONG\r\n$5\r\nhello\r\n$4\r\na bA\r\n$4\r\nit's\r\n");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bad protocol input: an error reply, a closed connection, no panic.
+// ---------------------------------------------------------------------------
+
+mod protocol {
+    use super::*;
+
+    #[test]
+    fn malformed_frames_get_an_error_and_a_closed_connection() {
+        let addr = server();
+        for (input, error) in [
+            (&b"*1\r\nPING\r\n"[..], "expected '$', got 'P'"),
+            (b"*x\r\n", "invalid multibulk length"),
+            (b"*1\r\n$4x\r\n", "invalid bulk length"),
+            // Negative counts.
+            (b"*1\r\n$-1\r\n", "invalid bulk length"),
+            (b"*-2\r\n", "invalid multibulk length"),
+            // A bulk over 512 MiB, and an array of 2^30 elements.
+            (b"*1\r\n$536870913\r\n", "invalid bulk length"),
+            (b"*1073741824\r\n", "invalid multibulk length"),
+            (b"*99999999999999999999\r\n", "invalid multibulk length"),
+            (b"*1\r\n$4\r\nPINGxx\r\n", "expected CRLF after bulk data"),
+            (b"ECHO \"abc\r\n", "unbalanced quotes in request"),
+        ] {
+            let mut c = Client::connect(addr);
+            c.send_raw(input);
+            c.expect(format!("-ERR Protocol error: {error}\r\n").as_bytes());
+            c.expect_closed();
+        }
+        // The null and empty arrays are skipped, as Redis does.
+        let mut c = Client::connect(addr);
+        c.send_raw(b"*-1\r\n*0\r\n*1\r\n$4\r\nPING\r\n");
+        c.expect(b"+PONG\r\n");
+    }
+
+    #[test]
+    fn requests_before_the_bad_one_run_and_the_server_carries_on() {
+        let addr = server();
+        let mut c = Client::connect(addr);
+        c.send_raw(
+            &[
+                command(&[b"PING"]),
+                command(&[b"ECHO", b"x"]),
+                b"*1\r\n$-5\r\n".to_vec(),
+            ]
+            .concat(),
+        );
+        c.expect(b"+PONG\r\n$1\r\nx\r\n-ERR Protocol error: invalid bulk length\r\n");
+        c.expect_closed();
+        let mut other = Client::connect(addr);
+        other.call(&[b"PING"], b"+PONG\r\n");
+    }
+
+    #[test]
+    fn too_long_lines_are_refused() {
+        let addr = server();
+        let mut c = Client::connect(addr);
+        c.send_raw(&vec![b'P'; 70 * 1024]);
+        c.expect(b"-ERR Protocol error: too big inline request\r\n");
+        c.expect_closed();
+        let mut c = Client::connect(addr);
+        c.send_raw(&[b"*".as_slice(), &vec![b'1'; 70 * 1024]].concat());
+        c.expect(b"-ERR Protocol error: too big mbulk count string\r\n");
+        c.expect_closed();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Disconnects and slow clients.
+// ---------------------------------------------------------------------------
+
+mod lifecycle {
+    use super::*;
+
+    fn counts(q: &mut Client) -> (i64, i64, i64) {
+        q.send(&[b"PUBSUB", b"NUMSUB", b"ch"]);
+        let numsub = match q.frame() {
+            Frame::Array(pair) => match pair[1] {
+                Frame::Int(n) => n,
+                _ => panic!(),
+            },
+            other => panic!("{other:?}"),
+        };
+        q.send(&[b"PUBSUB", b"SHARDNUMSUB", b"sh"]);
+        let shard = match q.frame() {
+            Frame::Array(pair) => match pair[1] {
+                Frame::Int(n) => n,
+                _ => panic!(),
+            },
+            other => panic!("{other:?}"),
+        };
+        (numsub, q.int(&[b"PUBSUB", b"NUMPAT"]), shard)
+    }
+
+    #[test]
+    fn a_disconnect_removes_every_subscription() {
+        let addr = server();
+        let mut q = Client::connect(addr);
+        for _ in 0..3 {
+            let mut c = Client::connect(addr);
+            c.send(&[b"SUBSCRIBE", b"ch"]);
+            c.send(&[b"PSUBSCRIBE", b"c*"]);
+            c.send(&[b"SSUBSCRIBE", b"sh"]);
+            c.expect(
+                &[
+                    confirm("subscribe", Some(b"ch"), 1),
+                    confirm("psubscribe", Some(b"c*"), 2),
+                    confirm("ssubscribe", Some(b"sh"), 1),
+                ]
+                .concat(),
+            );
+            assert_eq!(counts(&mut q), (1, 1, 1));
+            drop(c);
+            eventually("the client's subscriptions are gone", || {
+                counts(&mut q) == (0, 0, 0)
+            });
+        }
+        q.call(&[b"PUBLISH", b"ch", b"x"], b":0\r\n");
+        q.call(&[b"PUBSUB", b"CHANNELS"], b"*0\r\n");
+    }
+
+    #[test]
+    fn a_slow_client_is_disconnected_while_the_others_carry_on() {
+        const LIMIT: usize = 1024;
+        const MAX_MESSAGES: usize = 20_000;
+        let addr = start(Config {
+            pubsub_limit: LIMIT,
+        });
+        let payload = |i: usize| format!("{i:08}{}", "x".repeat(16 * 1024)).into_bytes();
+
+        // `slow` subscribes and never reads again.
+        let mut slow = Client::connect(addr);
+        slow.call(
+            &[b"SUBSCRIBE", b"firehose"],
+            &confirm("subscribe", Some(b"firehose"), 1),
+        );
+        let mut fast = Client::connect(addr);
+        fast.call(
+            &[b"SUBSCRIBE", b"firehose"],
+            &confirm("subscribe", Some(b"firehose"), 1),
+        );
+        let reader = thread::spawn(move || {
+            let mut received = 0;
+            loop {
+                let m = fast.frame();
+                if m == Frame::Array(vec![
+                    Frame::Bulk(b"message".to_vec()),
+                    Frame::Bulk(b"firehose".to_vec()),
+                    Frame::Bulk(b"end".to_vec()),
+                ]) {
+                    return received;
+                }
+                assert_eq!(
+                    m,
+                    Frame::Array(vec![
+                        Frame::Bulk(b"message".to_vec()),
+                        Frame::Bulk(b"firehose".to_vec()),
+                        Frame::Bulk(payload(received)),
+                    ])
+                );
+                received += 1;
+            }
+        });
+
+        // Publish until `slow` is dropped: the kernel's socket buffers fill,
+        // then its queue of LIMIT messages overflows.
+        let mut publisher = Client::connect(addr);
+        let mut published = 0;
+        while publisher.int(&[b"PUBLISH", b"firehose", &payload(published)]) == 2 {
+            published += 1;
+            assert!(
+                published < MAX_MESSAGES,
+                "the slow client was never disconnected"
+            );
+        }
+        published += 1;
+        for _ in 0..100 {
+            assert_eq!(
+                publisher.int(&[b"PUBLISH", b"firehose", &payload(published)]),
+                1
+            );
+            published += 1;
+        }
+        publisher.call(
+            &[b"PUBSUB", b"NUMSUB", b"firehose"],
+            b"*2\r\n$8\r\nfirehose\r\n:1\r\n",
+        );
+        publisher.call(&[b"PUBLISH", b"firehose", b"end"], b":1\r\n");
+        assert_eq!(
+            reader.join().unwrap(),
+            published,
+            "the fast client missed messages"
+        );
+
+        // `slow` gets what was already in flight, then the end of the stream.
+        let mut rest = Vec::new();
+        let _ = slow.reader.read_to_end(&mut rest);
+        assert!(
+            rest.len() < published * 16 * 1024,
+            "the slow client got everything"
+        );
+
+        let mut newcomer = Client::connect(addr);
+        newcomer.call(&[b"PING"], b"+PONG\r\n");
+    }
+}
