@@ -537,7 +537,10 @@ impl<T> Broker<T> {
                 return self.forward(&upstream, kind, target, channel, payload);
             }
         }
-        self.shared.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .published
+            .fetch_add(1, Ordering::Relaxed);
         Ok(self.deliver_to(target, channel, payload))
     }
 
