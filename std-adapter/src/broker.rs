@@ -814,14 +814,7 @@ impl<T> Broker<T> {
     /// `PUBSUB CHANNELS [pattern]`: the channels with at least one exact
     /// subscriber, optionally filtered by a glob pattern, sorted.
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
-        let state = self.shared.read();
-        let mut names: Vec<Vec<u8>> = state
-            .registry
-            .channels(pattern)
-            .map(|n| n.to_vec())
-            .collect();
-        names.sort_unstable();
-        names
+        sorted(self.shared.read().registry.channels(pattern))
     }
 
     /// `PUBSUB NUMSUB channel`: its number of exact subscribers.
@@ -836,14 +829,7 @@ impl<T> Broker<T> {
 
     /// `PUBSUB SHARDCHANNELS [pattern]`, sorted.
     pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
-        let state = self.shared.read();
-        let mut names: Vec<Vec<u8>> = state
-            .registry
-            .shard_channels(pattern)
-            .map(|n| n.to_vec())
-            .collect();
-        names.sort_unstable();
-        names
+        sorted(self.shared.read().registry.shard_channels(pattern))
     }
 
     /// `PUBSUB SHARDNUMSUB shardchannel`.
@@ -881,6 +867,13 @@ impl<T> Broker<T> {
     pub fn check_invariants(&self) {
         self.shared.read().registry.check_invariants();
     }
+}
+
+/// Owned copies of `names`, in byte order.
+fn sorted<'a>(names: impl Iterator<Item = &'a Arc<[u8]>>) -> Vec<Vec<u8>> {
+    let mut names: Vec<Vec<u8>> = names.map(|n| n.to_vec()).collect();
+    names.sort_unstable();
+    names
 }
 
 impl<T> Clone for Broker<T> {
