@@ -44,6 +44,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use smallvec::SmallVec;
 
 use crate::glob::Pattern;
+use crate::registry::mostly_empty;
 
 /// Patterns stored by their source bytes, each with a value, found by the
 /// channels they match.
@@ -413,9 +414,7 @@ impl<V> PatternIndex<V> {
         let hash = self.hasher.hash_one(pattern);
         if let Ok(found) = self.by_source.find_entry(hash, |&other| other == id) {
             found.remove();
-            if self.by_source.capacity() > 16
-                && self.by_source.len() * 4 < self.by_source.capacity()
-            {
+            if mostly_empty(self.by_source.len(), self.by_source.capacity()) {
                 let (entries, hasher) = (&self.entries, &self.hasher);
                 self.by_source
                     .shrink_to(self.by_source.len() * 2, |&other| {
@@ -454,9 +453,7 @@ impl<V> PatternIndex<V> {
                         if ids.is_empty() {
                             bucket.remove();
                             table.forget();
-                            if table.buckets.capacity() > 16
-                                && table.buckets.len() * 4 < table.buckets.capacity()
-                            {
+                            if mostly_empty(table.buckets.len(), table.buckets.capacity()) {
                                 table.buckets.shrink_to(table.buckets.len() * 2, |b| b.hash);
                             }
                             if let Ok(i) = table.lengths.binary_search_by_key(&len, |&(l, _)| l) {

@@ -667,17 +667,22 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     }
 }
 
-/// Gives memory back once a map is mostly empty: when fewer than a quarter
-/// of its buckets are used, it shrinks to twice its length. Each shrink is
-/// paid for by the removals since the last one, so it is amortized O(1).
+/// Whether a hash table holding `len` of `capacity` should give memory back:
+/// when fewer than a quarter of its slots are used, it shrinks to twice its
+/// length. Each shrink is paid for by the removals since the last one, so it
+/// is amortized O(1). Used by every table of the registry and the index.
+pub(crate) fn mostly_empty(len: usize, capacity: usize) -> bool {
+    capacity > 16 && len * 4 < capacity
+}
+
 fn shrink<K: Hash + Eq, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > 16 && map.len() * 4 < map.capacity() {
+    if mostly_empty(map.len(), map.capacity()) {
         map.shrink_to(map.len() * 2);
     }
 }
 
 fn shrink_set<K: Hash + Eq>(set: &mut HashSet<K>) {
-    if set.capacity() > 16 && set.len() * 4 < set.capacity() {
+    if mostly_empty(set.len(), set.capacity()) {
         set.shrink_to(set.len() * 2);
     }
 }
