@@ -409,19 +409,27 @@ impl<V> PatternIndex<V> {
 
     /// Removes `pattern` and returns it with its value.
     pub fn remove(&mut self, pattern: &[u8]) -> Option<(Pattern, V)> {
-        let id = self.id_of(pattern)?;
-        let entry = self.entries.get_mut(id as usize)?.take()?;
+        // One hash and one probe find the id and unlink it.
         let hash = self.hasher.hash_one(pattern);
-        if let Ok(found) = self.by_source.find_entry(hash, |&other| other == id) {
-            found.remove();
-            if mostly_empty(self.by_source.len(), self.by_source.capacity()) {
-                let (entries, hasher) = (&self.entries, &self.hasher);
-                self.by_source
-                    .shrink_to(self.by_source.len() * 2, |&other| {
-                        rehash(entries, hasher, other)
-                    });
-            }
+        let entries = &self.entries;
+        let found = self
+            .by_source
+            .find_entry(hash, |&id| {
+                entries
+                    .get(id as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| e.pattern.as_bytes() == pattern)
+            })
+            .ok()?;
+        let (id, _) = found.remove();
+        if mostly_empty(self.by_source.len(), self.by_source.capacity()) {
+            let (entries, hasher) = (&self.entries, &self.hasher);
+            self.by_source
+                .shrink_to(self.by_source.len() * 2, |&other| {
+                    rehash(entries, hasher, other)
+                });
         }
+        let entry = self.entries.get_mut(id as usize)?.take()?;
         match entry.filed {
             Filed::Never => {}
             Filed::Always(pos) => {
