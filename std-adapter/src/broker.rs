@@ -210,10 +210,22 @@ pub(crate) struct State<T> {
     next_hook: u64,
 }
 
+/// A subscriber id: its slot's generation in the high half, the slot index
+/// in the low half.
+fn pack(index: u32, generation: u32) -> u64 {
+    u64::from(generation) << 32 | u64::from(index)
+}
+
+/// The (slot index, generation) of a subscriber id.
+fn unpack(id: u64) -> (usize, u32) {
+    ((id & 0xffff_ffff) as usize, (id >> 32) as u32)
+}
+
 impl<T> State<T> {
     fn queue(&self, id: u64) -> Option<&Arc<Queue<T>>> {
-        let slot = self.slots.get((id & 0xffff_ffff) as usize)?;
-        if u64::from(slot.generation) != id >> 32 {
+        let (index, generation) = unpack(id);
+        let slot = self.slots.get(index)?;
+        if slot.generation != generation {
             return None;
         }
         slot.queue.as_ref()
@@ -225,9 +237,9 @@ impl<T> State<T> {
         let hooks = &self.hooks;
         self.registry
             .remove_subscriber_with(id, |kind, name| announce(hooks, kind, name));
-        let index = (id & 0xffff_ffff) as usize;
+        let (index, generation) = unpack(id);
         if let Some(slot) = self.slots.get_mut(index) {
-            if u64::from(slot.generation) == id >> 32 && slot.queue.take().is_some() {
+            if slot.generation == generation && slot.queue.take().is_some() {
                 slot.generation = slot.generation.wrapping_add(1);
                 self.free.push(index as u32);
             }
@@ -429,14 +441,14 @@ impl<T> Broker<T> {
                 Some(index) => {
                     let slot = &mut state.slots[index as usize];
                     slot.queue = queue;
-                    u64::from(slot.generation) << 32 | u64::from(index)
+                    pack(index, slot.generation)
                 }
                 None => {
                     state.slots.push(Slot {
                         generation: 0,
                         queue,
                     });
-                    (state.slots.len() - 1) as u64
+                    pack((state.slots.len() - 1) as u32, 0)
                 }
             }
         };
