@@ -308,7 +308,9 @@ impl<T> Shared<T> {
 /// `Broker` handle is dropped, every subscriber receives what is already
 /// queued and then [`DisconnectReason::BrokerClosed`](crate::DisconnectReason::BrokerClosed).
 ///
-/// `T` is the payload type; it is cloned once per delivery.
+/// `T` is the payload type. It is cloned once per route of a publish (the
+/// exact channel, each matching pattern), never per subscriber: see
+/// [`Message`](crate::Message).
 pub struct Broker<T> {
     shared: Arc<Shared<T>>,
 }
@@ -619,6 +621,11 @@ impl<T> Broker<T> {
         let channel = channel.as_ref();
         let shared = &*self.shared;
         let mut name: Option<Arc<[u8]>> = None;
+        // The message of the route being delivered (the exact channel, or one
+        // pattern), built at its first delivery and shared by the rest: the
+        // registry reports each route's subscribers together. The route is
+        // told apart by its pattern's address (0 for none).
+        let mut route: Option<(usize, Message<T>)> = None;
         let mut stripe = None;
         let mut waits: Vec<(Arc<Queue<T>>, Envelope<T>)> = Vec::new();
         let (mut delivered, mut dropped, mut lagged, mut doomed) = (0u64, 0u64, 0u64, false);
@@ -637,15 +644,18 @@ impl<T> Broker<T> {
                 dropped += 1;
                 return;
             };
-            let message =
-                Message {
-                    kind,
-                    channel: Arc::clone(name.get_or_insert_with(|| {
+            let key = pattern.map_or(0, |p| core::ptr::from_ref(p) as usize);
+            let message = match &route {
+                Some((k, message)) if *k == key => message.clone(),
+                _ => {
+                    let channel = Arc::clone(name.get_or_insert_with(|| {
                         stored.cloned().unwrap_or_else(|| Arc::from(channel))
-                    })),
-                    pattern: pattern.map(|p| Arc::clone(p.shared_bytes())),
-                    payload: payload.clone(),
-                };
+                    }));
+                    let pattern = pattern.map(|p| Arc::clone(p.shared_bytes()));
+                    let message = Message::new(kind, channel, pattern, payload.clone());
+                    route.insert((key, message)).1.clone()
+                }
+            };
             // A subscriber already waited on in this publish (it holds the
             // channel and a pattern) waits again, so its two stay in order.
             if !waits.is_empty() && waits.iter().any(|(q, _)| Arc::ptr_eq(q, queue)) {

@@ -35,8 +35,11 @@
 //! could match the channel, not on how many patterns exist.
 //!
 //! Names are byte strings (`impl AsRef<[u8]>`): any bytes, including empty,
-//! NUL and invalid UTF-8. Payloads are any `T: Clone`, cloned once per
-//! delivery: use `bytes::Bytes` or `Arc<_>` for zero-copy fan-out.
+//! NUL and invalid UTF-8. Payloads are any `T: Clone + Send`. A publish
+//! writes its message once per route (the exact channel, each matching
+//! pattern), and every subscriber on the route receives a handle to it, so a
+//! delivery costs a reference count whatever the payload's size; see
+//! [`Message`] for reading a payload that is not `Sync`.
 //!
 //! # Redis semantics
 //!
@@ -194,7 +197,7 @@
 //! crate is always `#![no_std]` and uses only `core` and `alloc` (with
 //! `hashbrown` and `smallvec`), so it can be embedded where `std` is not
 //! available.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 #[cfg(feature = "redis")]
 mod bridge;

@@ -530,9 +530,16 @@ impl<T> fmt::Debug for Subscriber<T> {
 
 /// What one envelope reveals, from [`Subscriber::accept`]: an iterator over
 /// at most three items in stream order.
-#[derive(Debug)]
 pub struct Accepted<T> {
     items: std::array::IntoIter<Option<Result<Message<T>, RecvError>>, 3>,
+}
+
+impl<T: fmt::Debug + Sync> fmt::Debug for Accepted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accepted")
+            .field("items", &self.items)
+            .finish()
+    }
 }
 
 impl<T> Iterator for Accepted<T> {

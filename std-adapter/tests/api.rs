@@ -332,6 +332,111 @@ fn channel_name_is_shared_across_deliveries() {
     });
 }
 
+/// A payload whose clones count themselves, and fail if two run at once.
+struct Counted {
+    clones: Arc<std::sync::atomic::AtomicUsize>,
+    active: Arc<std::sync::atomic::AtomicUsize>,
+    /// Send but not Sync, like a `Cell`.
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        assert_eq!(self.active.fetch_add(1, SeqCst), 0, "two clones at once");
+        std::thread::sleep(Duration::from_millis(2));
+        self.clones.fetch_add(1, SeqCst);
+        self.active.fetch_sub(1, SeqCst);
+        Counted {
+            clones: Arc::clone(&self.clones),
+            active: Arc::clone(&self.active),
+            _not_sync: std::marker::PhantomData,
+        }
+    }
+}
+
+#[test]
+fn a_message_is_written_once_per_route() {
+    with_watchdog(support::WATCHDOG, || {
+        let broker: Broker<Vec<u8>> = Broker::new();
+        let subs: Vec<_> = (0..3)
+            .map(|_| {
+                let mut s = broker.subscriber();
+                s.subscribe("orders:1");
+                s.psubscribe("orders:*");
+                s
+            })
+            .collect();
+        assert_eq!(broker.publish("orders:1", vec![1, 2, 3]), 6);
+        let got: Vec<(Message<_>, Message<_>)> = subs
+            .into_iter()
+            .map(|mut s| (s.recv().unwrap(), s.recv().unwrap()))
+            .collect();
+        for (exact, pattern) in &got[1..] {
+            // One allocation per route, shared by its subscribers...
+            assert!(exact.same_delivery(&got[0].0));
+            assert!(pattern.same_delivery(&got[0].1));
+            assert!(std::ptr::eq(exact.payload(), got[0].0.payload()));
+        }
+        // ...and another for each route.
+        assert!(!got[0].0.same_delivery(&got[0].1));
+        assert_eq!(got[0].0, got[0].0.clone());
+        assert_ne!(got[0].0, got[0].1, "the kinds differ");
+    });
+}
+
+#[test]
+fn a_payload_that_is_not_sync_is_cloned_one_thread_at_a_time() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    with_watchdog(support::WATCHDOG, || {
+        let clones = Arc::new(AtomicUsize::new(0));
+        let broker: Broker<Counted> = Broker::new();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let mut s = broker.subscriber();
+                s.subscribe("c");
+                std::thread::spawn(move || {
+                    let m = s.recv().unwrap();
+                    // Every thread takes the payload out of a shared message.
+                    drop(m.into_payload());
+                })
+            })
+            .collect();
+        let payload = Counted {
+            clones: Arc::clone(&clones),
+            active: Arc::new(AtomicUsize::new(0)),
+            _not_sync: std::marker::PhantomData,
+        };
+        assert_eq!(broker.publish("c", payload), 8);
+        for t in threads {
+            t.join().expect("no two clones overlapped");
+        }
+        // The route's copy is made once; each taker clones while another
+        // handle is alive, so 1 + 7 or 1 + 8 clones (two takers can each see
+        // the other's handle).
+        assert!((8..=9).contains(&clones.load(SeqCst)));
+
+        // On one thread it is exact: the last handle moves the payload out.
+        clones.store(0, SeqCst);
+        let (mut a, mut b) = (broker.subscriber(), broker.subscriber());
+        a.subscribe("c");
+        b.subscribe("c");
+        broker.publish(
+            "c",
+            Counted {
+                clones: Arc::clone(&clones),
+                active: Arc::new(AtomicUsize::new(0)),
+                _not_sync: std::marker::PhantomData,
+            },
+        );
+        assert_eq!(clones.load(SeqCst), 1, "one copy for the route");
+        drop(a.recv().unwrap().into_payload());
+        assert_eq!(clones.load(SeqCst), 2, "shared: cloned");
+        drop(b.recv().unwrap().into_payload());
+        assert_eq!(clones.load(SeqCst), 2, "last handle: moved, not cloned");
+    });
+}
+
 #[test]
 fn introspection_passes_through() {
     let broker: Broker<u8> = Broker::new();
@@ -652,7 +757,8 @@ mod testoibits {
     fn error<T: Error + Send + Sync + 'static>() {}
     fn unwind<T: UnwindSafe + RefUnwindSafe>() {}
 
-    /// For every payload the issue allows (`Clone + Send + 'static`).
+    /// For every payload the issue allows (`Clone + Send + 'static`), even
+    /// one that is not `Sync`, although messages are shared.
     fn generic<T: Clone + Send + 'static>() {
         send::<Broker<T>>();
         sync::<Broker<T>>();
