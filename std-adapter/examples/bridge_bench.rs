@@ -24,8 +24,12 @@
 //! from the first publish to the last receive. Each mode runs `RUNS` times,
 //! alternating, and the median run is reported.
 //!
+//! A fourth row runs the bridge with node B's subscriber set to spin
+//! ([`tidings::Options::spin`], `SPIN_US` microseconds, default 100) before
+//! it sleeps: the latency a subscriber with a core to spare can have.
+//!
 //! Environment: `MESSAGES` (default 20000), `PAYLOAD` bytes (default 64),
-//! `RUNS` (default 5).
+//! `RUNS` (default 5), `SPIN_US` (default 100).
 
 use std::time::{Duration, Instant};
 
@@ -153,9 +157,14 @@ fn bare(url: &str, base: Instant, messages: usize, payload: usize, handoff: bool
     run
 }
 
-fn bridged(url: &str, base: Instant, messages: usize, payload: usize) -> Run {
+/// The bridge between two brokers; node B's subscriber spins for `spin`
+/// before it sleeps (zero: the default, no spin).
+fn bridged(url: &str, base: Instant, messages: usize, payload: usize, spin: Duration) -> Run {
     let a: Broker<Vec<u8>> = Broker::new();
-    let b: Broker<Vec<u8>> = Broker::builder().capacity(2 * messages + 16).build();
+    let b: Broker<Vec<u8>> = Broker::builder()
+        .capacity(2 * messages + 16)
+        .spin(spin)
+        .build();
     let bridge_a = Bridge::connect(&a, url).expect("bridge a");
     let bridge_b = Bridge::connect(&b, url).expect("bridge b");
     let mut sub = b.subscriber();
@@ -207,13 +216,17 @@ fn main() {
     // Warm up every path (connections, page faults, CPU frequency).
     bare(&url, base, messages / 10 + 1, payload, false);
     bare(&url, base, messages / 10 + 1, payload, true);
-    bridged(&url, base, messages / 10 + 1, payload);
+    let spin = Duration::from_micros(env("SPIN_US", 100) as u64);
+    bridged(&url, base, messages / 10 + 1, payload, Duration::ZERO);
+    bridged(&url, base, messages / 10 + 1, payload, spin);
 
-    let (mut bare_runs, mut handoff_runs, mut bridge_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_runs, mut handoff_runs, mut bridge_runs, mut spin_runs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         bare_runs.push(bare(&url, base, messages, payload, false));
-        bridge_runs.push(bridged(&url, base, messages, payload));
+        bridge_runs.push(bridged(&url, base, messages, payload, Duration::ZERO));
         handoff_runs.push(bare(&url, base, messages, payload, true));
+        spin_runs.push(bridged(&url, base, messages, payload, spin));
     }
     let summary = |runs: &[Run]| {
         let stat = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
@@ -224,10 +237,11 @@ fn main() {
             stat(&|r| r.per_second),
         ]
     };
-    let (b, t, h) = (
+    let (b, t, h, s) = (
         summary(&bare_runs),
         summary(&bridge_runs),
         summary(&handoff_runs),
+        summary(&spin_runs),
     );
     println!();
     println!("| path | p50 latency | p99 latency | p99.9 latency | throughput |");
@@ -245,10 +259,22 @@ fn main() {
         h[0], h[1], h[2], h[3]
     );
     println!(
-        "| bridge vs bare | {:+.1} % | {:+.1} % | {:+.1} % | {:+.1} % |",
-        (t[0] / b[0] - 1.0) * 100.0,
-        (t[1] / b[1] - 1.0) * 100.0,
-        (t[2] / b[2] - 1.0) * 100.0,
-        (t[3] / b[3] - 1.0) * 100.0
+        "| tidings bridge, B's subscriber spinning up to {} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.0} msg/s |",
+        spin.as_micros(),
+        s[0],
+        s[1],
+        s[2],
+        s[3]
     );
+    let versus = |label: &str, x: &[f64; 4]| {
+        println!(
+            "| {label} vs bare | {:+.1} % | {:+.1} % | {:+.1} % | {:+.1} % |",
+            (x[0] / b[0] - 1.0) * 100.0,
+            (x[1] / b[1] - 1.0) * 100.0,
+            (x[2] / b[2] - 1.0) * 100.0,
+            (x[3] / b[3] - 1.0) * 100.0
+        );
+    };
+    versus("bridge", &t);
+    versus("spinning bridge", &s);
 }

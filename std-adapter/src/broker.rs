@@ -11,6 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use tidings_core::Registry;
 
@@ -338,6 +339,13 @@ impl BrokerBuilder {
     /// The default overflow policy of new subscribers.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.defaults = self.defaults.policy(policy);
+        self
+    }
+
+    /// How long new subscribers' blocking receives spin before they sleep:
+    /// see [`Options::spin`].
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.defaults = self.defaults.spin(spin);
         self
     }
 

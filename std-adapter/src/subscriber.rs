@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use tidings_core::Kind;
@@ -229,6 +229,12 @@ impl<T> Subscriber<T> {
         self.options.policy
     }
 
+    /// How long a blocking receive spins before it sleeps
+    /// ([`Options::spin`]).
+    pub fn spin(&self) -> Duration {
+        self.options.spin
+    }
+
     /// Number of messages waiting in the queue.
     pub fn len(&self) -> usize {
         self.rx.len() + usize::from(self.pending.is_some())
@@ -348,9 +354,38 @@ impl<T> Subscriber<T> {
         if let Some(m) = self.pending.take() {
             return Ok(m);
         }
-        match self.rx.recv() {
+        let received = match self.poll_spinning(None) {
+            Some(polled) => polled,
+            None => self.rx.recv().map_err(|_| ()),
+        };
+        match received {
             Ok(envelope) => self.take(envelope),
-            Err(_) => Err(RecvError::Disconnected(self.reason())),
+            Err(()) => Err(RecvError::Disconnected(self.reason())),
+        }
+    }
+
+    /// Polls the queue for up to [`Options::spin`] (or `limit`, if shorter)
+    /// and returns what it found: an envelope, `Err(())` if the stream has
+    /// ended, or `None` when the spin ran out (or is zero) with the queue
+    /// empty.
+    fn poll_spinning(&self, limit: Option<Duration>) -> Option<Result<Envelope<T>, ()>> {
+        let spin = limit.map_or(self.options.spin, |l| l.min(self.options.spin));
+        if spin.is_zero() {
+            return None;
+        }
+        // A spin too long to represent never runs out before a message.
+        let deadline = Instant::now().checked_add(spin);
+        loop {
+            for _ in 0..64 {
+                match self.rx.try_recv() {
+                    Ok(envelope) => return Some(Ok(envelope)),
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return Some(Err(())),
+                    Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
         }
     }
 
@@ -373,7 +408,15 @@ impl<T> Subscriber<T> {
         if let Some(m) = self.pending.take() {
             return Ok(m);
         }
-        match self.rx.recv_timeout(timeout) {
+        let start = Instant::now();
+        let received = match self.poll_spinning(Some(timeout)) {
+            Some(Ok(envelope)) => Ok(envelope),
+            Some(Err(())) => Err(crossbeam_channel::RecvTimeoutError::Disconnected),
+            None => self
+                .rx
+                .recv_timeout(timeout.saturating_sub(start.elapsed())),
+        };
+        match received {
             Ok(envelope) => self.take(envelope).map_err(Into::into),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(RecvTimeoutError::Timeout),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {

@@ -1,0 +1,132 @@
+//! `Options::spin`: a blocking receive that polls before it sleeps changes
+//! when the receiver wakes, never what it receives.
+#![allow(clippy::unwrap_used)]
+
+#[allow(dead_code, unreachable_pub)]
+mod support;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::with_watchdog;
+use tidings::{Broker, DisconnectReason, Options, Policy, RecvError, RecvTimeoutError};
+
+fn spinning(spin: Duration) -> Options {
+    Options::new().spin(spin)
+}
+
+#[test]
+fn a_message_published_during_the_spin_is_received() {
+    with_watchdog(support::WATCHDOG, || {
+        let broker = Broker::new();
+        let mut sub = broker.subscriber_with(spinning(Duration::from_secs(2)));
+        sub.subscribe("c");
+        let publisher = {
+            let broker = broker.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(5));
+                broker.publish("c", 1)
+            })
+        };
+        assert_eq!(*sub.recv().unwrap().payload(), 1);
+        assert_eq!(publisher.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn after_the_spin_the_receiver_sleeps_and_still_receives() {
+    with_watchdog(support::WATCHDOG, || {
+        let broker = Broker::new();
+        let mut sub = broker.subscriber_with(spinning(Duration::from_micros(50)));
+        sub.subscribe("c");
+        let publisher = {
+            let broker = broker.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(30));
+                broker.publish("c", 2)
+            })
+        };
+        assert_eq!(*sub.recv().unwrap().payload(), 2);
+        publisher.join().unwrap();
+        // And a timed receive: spin, then the rest of the timeout asleep.
+        let start = Instant::now();
+        assert_eq!(
+            sub.recv_timeout(Duration::from_millis(20)).unwrap_err(),
+            RecvTimeoutError::Timeout
+        );
+        assert!(start.elapsed() >= Duration::from_millis(20));
+    });
+}
+
+#[test]
+fn a_timeout_shorter_than_the_spin_ends_the_spin() {
+    with_watchdog(support::WATCHDOG, || {
+        let broker: Broker<u8> = Broker::new();
+        // Longer than any Instant can reach: must not overflow or spin forever.
+        for spin in [Duration::from_secs(3600), Duration::MAX] {
+            let mut sub = broker.subscriber_with(spinning(spin));
+            sub.subscribe("c");
+            let start = Instant::now();
+            assert_eq!(
+                sub.recv_timeout(Duration::from_millis(10)).unwrap_err(),
+                RecvTimeoutError::Timeout
+            );
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(10), "{took:?}");
+            assert!(took < Duration::from_secs(2), "{took:?}");
+        }
+    });
+}
+
+#[test]
+fn disconnection_ends_a_spin() {
+    with_watchdog(support::WATCHDOG, || {
+        let broker: Broker<u8> = Broker::new();
+        let mut sub = broker.subscriber_with(spinning(Duration::MAX));
+        sub.subscribe("c");
+        let dropper = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(5));
+            broker.publish("c", 7);
+            drop(broker);
+        });
+        assert_eq!(*sub.recv().unwrap().payload(), 7);
+        assert_eq!(
+            sub.recv().unwrap_err(),
+            RecvError::Disconnected(DisconnectReason::BrokerClosed)
+        );
+        dropper.join().unwrap();
+    });
+}
+
+#[test]
+fn lag_is_reported_the_same_while_spinning() {
+    with_watchdog(support::WATCHDOG, || {
+        let broker = Broker::new();
+        let mut sub = broker.subscriber_with(
+            spinning(Duration::from_millis(1))
+                .capacity(2)
+                .policy(Policy::DropOldest),
+        );
+        sub.subscribe("c");
+        for i in 0..5 {
+            broker.publish("c", i);
+        }
+        assert_eq!(sub.recv().unwrap_err(), RecvError::Lagged(3));
+        let got: Vec<i32> = (0..2).map(|_| *sub.recv().unwrap().payload()).collect();
+        assert_eq!(got, [3, 4]);
+        // The spin also serves the blocking iterator.
+        broker.publish("c", 5);
+        assert_eq!(sub.iter().next().map(|m| *m.unwrap().payload()), Some(5));
+    });
+}
+
+#[test]
+fn the_builder_sets_the_spin_of_new_subscribers() {
+    let broker: Broker<u8> = Broker::builder().spin(Duration::from_micros(20)).build();
+    let sub = broker.subscriber();
+    assert_eq!(sub.spin(), Duration::from_micros(20));
+    assert_eq!(
+        broker.subscriber_with(Options::new()).spin(),
+        Duration::ZERO
+    );
+}
