@@ -195,10 +195,13 @@ pub struct Pattern {
 enum Repr {
     /// No metacharacter: matches exactly the source.
     Literal,
-    /// `lit*`, `lit**`, …: the literal is `source[..n]`, `n > 0`.
-    Prefix(u32),
-    /// `*lit`, `**lit`, …: the literal is `source[n..]`, `n < len`.
-    Suffix(u32),
+    /// `lit*`, `lit**`, …: the literal is `source[..n]`, `n > 0`; with its
+    /// first (up to) 8 bytes as a number, so that most candidates are
+    /// rejected or confirmed without reading the source.
+    Prefix(u32, u64),
+    /// `*lit`, `**lit`, …: the literal is `source[n..]`, `n < len`; with its
+    /// last (up to) 8 bytes as a number.
+    Suffix(u32, u64),
     /// Only stars: matches everything.
     Stars,
     /// Any other pattern.
@@ -245,8 +248,16 @@ fn simple_shape(pattern: &[u8]) -> Option<Repr> {
     }
     match (first == 0, last + 1 == pattern.len()) {
         (true, true) => Some(Repr::Stars),
-        (false, true) => Some(Repr::Prefix(first as u32)),
-        (true, false) => Some(Repr::Suffix((last + 1) as u32)),
+        (false, true) => {
+            let head = pattern.get(..first.min(8)).map_or(0, load_le);
+            Some(Repr::Prefix(first as u32, head))
+        }
+        (true, false) => {
+            let tail = pattern
+                .get((last + 1).max(pattern.len().saturating_sub(8))..)
+                .map_or(0, load_le);
+            Some(Repr::Suffix((last + 1) as u32, tail))
+        }
         (false, false) => None,
     }
 }
@@ -505,8 +516,8 @@ impl Pattern {
     fn simple_literal(&self) -> Option<FixedLiteral<'_>> {
         let (from_end, bytes) = match self.repr {
             Repr::Literal if !self.source.is_empty() => (false, &self.source[..]),
-            Repr::Prefix(n) => (false, self.source.get(..n as usize)?),
-            Repr::Suffix(n) => (true, self.source.get(n as usize..)?),
+            Repr::Prefix(n, _) => (false, self.source.get(..n as usize)?),
+            Repr::Suffix(n, _) => (true, self.source.get(n as usize..)?),
             _ => return None,
         };
         Some(FixedLiteral {
@@ -527,6 +538,7 @@ impl Pattern {
     /// assert!(p.matches(b"fooXbarYbar"));
     /// assert!(!p.matches(b"fooXbarY"));
     /// ```
+    #[inline]
     pub fn matches(&self, text: &[u8]) -> bool {
         self.run(text, &mut ())
     }
@@ -566,8 +578,8 @@ impl Pattern {
     pub fn literal_prefix(&self) -> &[u8] {
         match self.repr {
             Repr::Literal => &self.source,
-            Repr::Prefix(n) => self.source.get(..n as usize).unwrap_or(&[]),
-            Repr::Suffix(_) | Repr::Stars => &[],
+            Repr::Prefix(n, _) => self.source.get(..n as usize).unwrap_or(&[]),
+            Repr::Suffix(..) | Repr::Stars => &[],
             Repr::Compiled(ref c) => c.literal_at(0),
         }
     }
@@ -584,8 +596,8 @@ impl Pattern {
     pub fn literal_suffix(&self) -> &[u8] {
         match self.repr {
             Repr::Literal => &self.source,
-            Repr::Suffix(n) => self.source.get(n as usize..).unwrap_or(&[]),
-            Repr::Prefix(_) | Repr::Stars => &[],
+            Repr::Suffix(n, _) => self.source.get(n as usize..).unwrap_or(&[]),
+            Repr::Prefix(..) | Repr::Stars => &[],
             Repr::Compiled(ref c) => c.literal_at(c.tokens.len().wrapping_sub(1)),
         }
     }
@@ -633,8 +645,8 @@ impl Pattern {
     pub fn min_len(&self) -> usize {
         match self.repr {
             Repr::Literal => self.source.len(),
-            Repr::Prefix(n) => n as usize,
-            Repr::Suffix(n) => self.source.len().saturating_sub(n as usize),
+            Repr::Prefix(n, _) => n as usize,
+            Repr::Suffix(n, _) => self.source.len().saturating_sub(n as usize),
             Repr::Stars => 0,
             Repr::Compiled(ref c) => c.min_len,
         }
@@ -656,25 +668,106 @@ impl Pattern {
         }
     }
 
+    #[inline]
     fn run(&self, text: &[u8], steps: &mut impl Steps) -> bool {
-        let literal = match self.repr {
-            Repr::Literal => &self.source[..],
-            Repr::Prefix(n) => self.source.get(..n as usize).unwrap_or(&[]),
-            Repr::Suffix(n) => self.source.get(n as usize..).unwrap_or(&[]),
-            Repr::Stars => &[],
-            Repr::Compiled(ref c) => return c.run(text, steps),
-        };
-        steps.add(1 + literal.len());
+        let source = &self.source[..];
         match self.repr {
-            Repr::Literal => text == literal,
-            Repr::Prefix(_) => text.starts_with(literal),
-            Repr::Suffix(_) => text.ends_with(literal),
-            _ => true,
+            Repr::Prefix(n, head) => {
+                let n = n as usize;
+                steps.add(1 + n);
+                match (text.get(..n), source.get(..n)) {
+                    (Some(t), Some(lit)) if n <= 8 => load_le(t) == head && t.len() == lit.len(),
+                    (Some(t), Some(lit)) => {
+                        t.get(..8).map_or(0, load_le) == head && bytes_eq(t, lit)
+                    }
+                    _ => false,
+                }
+            }
+            Repr::Suffix(start, tail) => {
+                let lit = source.get(start as usize..).unwrap_or(&[]);
+                let n = lit.len();
+                steps.add(1 + n);
+                let Some(t) = text.len().checked_sub(n).and_then(|at| text.get(at..)) else {
+                    return false;
+                };
+                if n <= 8 {
+                    load_le(t) == tail
+                } else {
+                    t.get(n - 8..).map_or(0, load_le) == tail && bytes_eq(t, lit)
+                }
+            }
+            Repr::Literal => {
+                steps.add(1 + source.len());
+                bytes_eq(text, source)
+            }
+            Repr::Stars => {
+                steps.add(1);
+                true
+            }
+            Repr::Compiled(ref c) => c.run_cold(text, steps),
         }
     }
 }
 
+/// `bytes` (at most 8) as a little-endian number, zero-padded; only the
+/// first 8 of a longer slice.
+#[inline]
+pub(crate) fn load_le(bytes: &[u8]) -> u64 {
+    match bytes.len() {
+        0 => 0,
+        n @ 1..=3 => {
+            u64::from(bytes[0])
+                | u64::from(bytes[n / 2]) << (8 * (n / 2))
+                | u64::from(bytes[n - 1]) << (8 * (n - 1))
+        }
+        n @ 4..=7 => {
+            let lo = <[u8; 4]>::try_from(&bytes[..4]).map_or(0, u32::from_le_bytes);
+            let hi = <[u8; 4]>::try_from(&bytes[n - 4..]).map_or(0, u32::from_le_bytes);
+            u64::from(lo) | u64::from(hi) << (8 * (n - 4))
+        }
+        _ => <[u8; 8]>::try_from(&bytes[..8]).map_or(0, u64::from_le_bytes),
+    }
+}
+
+/// Whether `a == b`, for slices of equal length: short ones (the common
+/// channel and key sizes) with word loads, rather than a call to `memcmp`.
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    #[inline]
+    fn word(bytes: &[u8], at: usize) -> u64 {
+        bytes
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+    #[inline]
+    fn half(bytes: &[u8], at: usize) -> u32 {
+        bytes
+            .get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a.first() == b.first() && a.get(n / 2) == b.get(n / 2) && a.last() == b.last(),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 impl Compiled {
+    /// [`run`](Self::run), kept out of line so that the simple shapes'
+    /// comparison inlines into its callers.
+    #[inline(never)]
+    fn run_cold(&self, text: &[u8], steps: &mut impl Steps) -> bool {
+        self.run(text, steps)
+    }
+
     /// Parses and compiles `pattern`.
     fn new(pattern: &[u8]) -> Compiled {
         let b = Builder::default().parse(pattern);

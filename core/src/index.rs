@@ -22,19 +22,41 @@
 //!   list should stay short; it is the only part whose cost grows with its size.
 //! - Nowhere, for patterns that can never match ([`Pattern::never_matches`]).
 //!
-//! Literal keys live in one hash table per (side, offset). On publish, each
+//! Literal keys live in one table per (side, offset). On publish, each
 //! table walks the channel once from its offset (forwards from the start or
-//! backwards from the end), folding the bytes into a rolling hash, and probes
-//! the table at each literal length it holds. Every pattern found this way is
-//! a *candidate*, confirmed by its compiled matcher. The cost of a publish is
-//! therefore O(Σ walked bytes + distinct (side, offset, length) shapes +
-//! candidates · match cost + always-check list), independent of the number of
-//! patterns that share no literal with the channel.
+//! backwards from the end) and considers each key length it holds, in
+//! ascending order:
+//!
+//! 1. **Far byte.** Each length keeps the set of its keys' far bytes (the
+//!    last byte walked: `:` for every `p{i}:` key). If the channel's byte at
+//!    that place is not in the set, the length is skipped after one load.
+//! 2. **Hash.** The key hash is computed a word (8 bytes) at a time; full
+//!    words are folded in once and kept, so all lengths together walk the
+//!    channel once. Its high 32 bits are the key's *tag*.
+//! 3. **Filter.** A 64 Ki-bit Bloom filter over the table's tags skips most
+//!    lengths that hold no key for this channel without touching the table.
+//! 4. **Probe.** The table is a `HashTable` of 8-byte buckets (tag, first
+//!    entry id). The entries filed under one tag form a chain through the
+//!    entries themselves, so a bucket costs 8 bytes however many patterns
+//!    share the key.
+//!
+//! Every pattern found this way is a *candidate*, confirmed by its matcher
+//! (for the common `lit*` and `*lit` shapes, one comparison of up to 8
+//! bytes held in the pattern itself; see [`crate::glob`]). The cost of a
+//! publish is therefore O(Σ walked bytes + distinct (side, offset, length)
+//! shapes + candidates · match cost + always-check list), independent of the
+//! number of patterns that share no literal with the channel.
+//!
+//! Entries live in a slab and are named by `u32` ids: the source-bytes table
+//! and the buckets hold ids only, which keeps a pattern to about 100 bytes
+//! of index at a million (the crate-private `slab` module says why). Where a pattern is filed is
+//! a pure function of the pattern, recomputed on removal rather than stored.
 //!
 //! Matches are reported in the order their patterns were first inserted, so
-//! publish order is deterministic. They are sorted in a stack buffer of 16
-//! entries; a publish matched by more than 16 distinct patterns spills that
-//! buffer to the heap once.
+//! publish order is deterministic. The first match is held aside and
+//! reported without sorting; further ones are sorted in a stack buffer of 15
+//! entries, which a publish matched by more than 16 distinct patterns spills
+//! to the heap once.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -43,7 +65,7 @@ use core::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use smallvec::SmallVec;
 
-use crate::glob::{FixedLiteral, Pattern};
+use crate::glob::{FixedLiteral, Pattern, load_le};
 use crate::registry::mostly_empty;
 use crate::slab::{CapacityError, NO_ID, Slab};
 
@@ -134,8 +156,8 @@ struct Table {
 /// The keys of one length in a table.
 struct Length {
     len: usize,
-    /// Number of buckets with keys of this length; never 0.
-    keys: usize,
+    /// Number of entries filed under keys of this length; never 0.
+    entries: usize,
     /// The far byte (the last one walked: the key's last byte from the
     /// start, its first byte from the end) of every key of this length,
     /// and possibly of some removed since the last filter rebuild. A channel
@@ -159,12 +181,15 @@ impl ByteSet {
     }
 }
 
-/// The entries filed under one literal key.
+/// The entries filed under the literal keys with one tag: usually one key,
+/// since distinct keys of a table share a tag only by a 2^-32 chance. A
+/// channel that carries any of them makes every entry of the chain a
+/// candidate, and the matcher confirms each, so sharing costs only a test.
 #[derive(Clone, Copy)]
 struct Bucket {
-    /// The high 32 bits of the key's hash; the table hashes by this alone.
+    /// The high 32 bits of the key hash; the table hashes by this alone.
     tag: u32,
-    /// The first entry of the chain filed under this key.
+    /// The first entry of the chain.
     head: u32,
 }
 
@@ -235,10 +260,8 @@ impl Table {
             if !self.may_hold(tag) {
                 continue;
             }
-            for bucket in self.buckets.iter_hash(table_hash(tag)) {
-                if bucket.tag == tag {
-                    visit(bucket.head);
-                }
+            if let Some(bucket) = self.buckets.find(table_hash(tag), |b| b.tag == tag) {
+                visit(bucket.head);
             }
         }
     }
@@ -265,25 +288,6 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// `bytes` (at most 8) as a little-endian number, zero-padded.
-#[inline]
-fn load(bytes: &[u8]) -> u64 {
-    match bytes.len() {
-        0 => 0,
-        n @ 1..=3 => {
-            u64::from(bytes[0])
-                | u64::from(bytes[n / 2]) << (8 * (n / 2))
-                | u64::from(bytes[n - 1]) << (8 * (n - 1))
-        }
-        n @ 4..=7 => {
-            let lo = <[u8; 4]>::try_from(&bytes[..4]).map_or(0, u32::from_le_bytes);
-            let hi = <[u8; 4]>::try_from(&bytes[n - 4..]).map_or(0, u32::from_le_bytes);
-            u64::from(lo) | u64::from(hi) << (8 * (n - 4))
-        }
-        _ => <[u8; 8]>::try_from(&bytes[..8]).map_or(0, u64::from_le_bytes),
-    }
-}
-
 impl Walk {
     #[inline]
     fn new(seed: u64) -> Walk {
@@ -303,7 +307,7 @@ impl Walk {
             } else {
                 region.get(at..at + 8)
             };
-            self.h = fold_mul(self.h ^ word.map_or(0, load), K_WORD);
+            self.h = fold_mul(self.h ^ word.map_or(0, load_le), K_WORD);
             self.words += 1;
         }
         let done = self.words * 8;
@@ -312,7 +316,7 @@ impl Walk {
         } else {
             region.get(done..len)
         };
-        let tail = tail.map_or(0, load) ^ (len as u64) << 56;
+        let tail = tail.map_or(0, load_le) ^ (len as u64) << 56;
         (fold_mul(self.h ^ tail, K_TAIL) >> 32) as u32
     }
 }
@@ -512,9 +516,7 @@ impl<V> PatternIndex<V> {
         let Some(table) = self.tables.get_mut(t) else {
             return;
         };
-        let entries = &self.entries;
-        let same_key = |b: &Bucket| b.tag == tag && key_of(entries, b.head) == Some(best.bytes);
-        let next = match table.buckets.find_mut(table_hash(tag), same_key) {
+        let next = match table.buckets.find_mut(table_hash(tag), |b| b.tag == tag) {
             Some(bucket) => core::mem::replace(&mut bucket.head, id),
             None => {
                 table.mark(tag);
@@ -523,33 +525,30 @@ impl<V> PatternIndex<V> {
                     .insert_unique(table_hash(tag), Bucket { tag, head: id }, |b| {
                         table_hash(b.tag)
                     });
-                let len = best.bytes.len();
-                let far = if best.from_end {
-                    best.bytes.first()
-                } else {
-                    best.bytes.last()
-                };
-                let at = match table.lengths.binary_search_by_key(&len, |l| l.len) {
-                    Ok(at) => at,
-                    Err(at) => {
-                        table.lengths.insert(
-                            at,
-                            Length {
-                                len,
-                                keys: 0,
-                                far: ByteSet::default(),
-                            },
-                        );
-                        at
-                    }
-                };
-                if let Some(length) = table.lengths.get_mut(at) {
-                    length.keys += 1;
-                    far.into_iter().for_each(|&b| length.far.insert(b));
-                }
                 NO_ID
             }
         };
+        let len = best.bytes.len();
+        let at = match table.lengths.binary_search_by_key(&len, |l| l.len) {
+            Ok(at) => at,
+            Err(at) => {
+                table.lengths.insert(
+                    at,
+                    Length {
+                        len,
+                        entries: 0,
+                        far: ByteSet::default(),
+                    },
+                );
+                at
+            }
+        };
+        if let Some(length) = table.lengths.get_mut(at) {
+            length.entries += 1;
+            if let Some(&far) = far_byte(best.bytes, best.from_end) {
+                length.far.insert(far);
+            }
+        }
         if let Some(e) = self.entries.get_mut(id) {
             e.link = next;
         }
@@ -615,13 +614,18 @@ impl<V> PatternIndex<V> {
         else {
             return;
         };
-        let entries = &self.entries;
         let Some(table) = self.tables.get_mut(t) else {
             return;
         };
-        let Ok(mut bucket) = table.buckets.find_entry(table_hash(tag), |b| {
-            b.tag == tag && key_of(entries, b.head) == Some(best.bytes)
-        }) else {
+        if let Ok(at) = table.lengths.binary_search_by_key(&len, |l| l.len) {
+            if let Some(length) = table.lengths.get_mut(at) {
+                length.entries -= 1;
+                if length.entries == 0 {
+                    table.lengths.remove(at);
+                }
+            }
+        }
+        let Ok(mut bucket) = table.buckets.find_entry(table_hash(tag), |b| b.tag == tag) else {
             return;
         };
         if bucket.get().head != id {
@@ -649,52 +653,43 @@ impl<V> PatternIndex<V> {
                 .buckets
                 .shrink_to(table.buckets.len() * 2, |b| table_hash(b.tag));
         }
-        if let Ok(at) = table.lengths.binary_search_by_key(&len, |l| l.len) {
-            if let Some(length) = table.lengths.get_mut(at) {
-                length.keys -= 1;
-                if length.keys == 0 {
-                    table.lengths.remove(at);
-                }
-            }
-        }
         if table.buckets.is_empty() {
             self.tables.swap_remove(t);
         } else if table.stale > table.buckets.len() + 64 {
-            self.rebuild_filters(t, id);
+            self.rebuild_filters(t);
         }
     }
 
     /// Rebuilds table `t`'s Bloom filter and far-byte sets from its live
-    /// keys, once stale bits could outnumber live ones. `leaving` is the
-    /// entry being removed, no longer in any bucket.
-    fn rebuild_filters(&mut self, t: usize, leaving: u32) {
+    /// keys, once stale bits could outnumber live ones.
+    fn rebuild_filters(&mut self, t: usize) {
         let entries = &self.entries;
         let Some(table) = self.tables.get_mut(t) else {
             return;
         };
-        debug_assert!(table.buckets.iter().all(|b| b.head != leaving));
         table.filter.iter_mut().for_each(|w| *w = 0);
         table
             .lengths
             .iter_mut()
             .for_each(|l| l.far = ByteSet::default());
         let from_end = table.from_end;
-        let marks: Vec<(u32, Option<(usize, u8)>)> = table
-            .buckets
-            .iter()
-            .map(|b| {
-                let key = key_of(entries, b.head).unwrap_or(&[]);
-                let far = if from_end { key.first() } else { key.last() };
-                (b.tag, far.map(|&f| (key.len(), f)))
-            })
-            .collect();
-        for (tag, far) in marks {
-            table.mark(tag);
-            if let Some((len, far)) = far {
-                if let Ok(at) = table.lengths.binary_search_by_key(&len, |l| l.len) {
-                    if let Some(length) = table.lengths.get_mut(at) {
-                        length.far.insert(far);
+        let mut marks: Vec<(u32, usize, u8)> = Vec::new();
+        for b in table.buckets.iter() {
+            let mut at = b.head;
+            while let Some(e) = entries.get(at) {
+                if let Some(key) = key_of(entries, at) {
+                    if let Some(&far) = far_byte(key, from_end) {
+                        marks.push((b.tag, key.len(), far));
                     }
+                }
+                at = e.link;
+            }
+        }
+        for (tag, len, far) in marks {
+            table.mark(tag);
+            if let Ok(at) = table.lengths.binary_search_by_key(&len, |l| l.len) {
+                if let Some(length) = table.lengths.get_mut(at) {
+                    length.far.insert(far);
                 }
             }
         }
@@ -704,33 +699,46 @@ impl<V> PatternIndex<V> {
     /// Calls `f` with every stored pattern that matches `channel`, and its
     /// value, in insertion order.
     #[inline]
-    pub fn for_each_match(&self, channel: &[u8], mut f: impl FnMut(&Pattern, &V)) {
+    pub fn for_each_match<'s>(&'s self, channel: &[u8], mut f: impl FnMut(&Pattern, &V)) {
         if self.entries.len() == 0 {
             return;
         }
-        let mut hits: SmallVec<[(u64, &Entry<V>); 16]> = SmallVec::new();
+        // The first hit is kept aside: most publishes match at most one
+        // pattern, and need neither the buffer nor a sort.
+        let mut first: Option<&Entry<V>> = None;
+        let mut more: SmallVec<[&Entry<V>; 15]> = SmallVec::new();
+        let mut hit = |e: &'s Entry<V>| {
+            if e.pattern.matches(channel) {
+                match first {
+                    None => first = Some(e),
+                    Some(_) => more.push(e),
+                }
+            }
+        };
         for table in &self.tables {
             table.probe(channel, self.seed, |head| {
                 let mut id = head;
                 while let Some(e) = self.entries.get(id) {
-                    if e.pattern.matches(channel) {
-                        hits.push((e.seq, e));
-                    }
+                    hit(e);
                     id = e.link;
                 }
             });
         }
         for &id in &self.always {
             if let Some(e) = self.entries.get(id) {
-                if e.pattern.matches(channel) {
-                    hits.push((e.seq, e));
-                }
+                hit(e);
             }
         }
-        if hits.len() > 1 {
-            hits.sort_unstable_by_key(|&(seq, _)| seq);
+        let Some(first) = first else {
+            return;
+        };
+        if more.is_empty() {
+            f(&first.pattern, &first.value);
+            return;
         }
-        for (_, e) in hits {
+        more.push(first);
+        more.sort_unstable_by_key(|e| e.seq);
+        for e in &more {
             f(&e.pattern, &e.value);
         }
     }
@@ -787,9 +795,7 @@ impl<V> PatternIndex<V> {
                         .unwrap_or_else(|| panic!("no table for entry {id}"));
                     let bucket = table
                         .buckets
-                        .find(table_hash(tag), |b| {
-                            b.tag == tag && key_of(&self.entries, b.head) == Some(best.bytes)
-                        })
+                        .find(table_hash(tag), |b| b.tag == tag)
                         .unwrap_or_else(|| panic!("no bucket for entry {id}"));
                     let mut at = bucket.head;
                     let mut found = false;
@@ -801,20 +807,16 @@ impl<V> PatternIndex<V> {
                         at = other.link;
                     }
                     assert_eq!(at, NO_ID, "chains end with NO_ID");
-                    assert!(found, "entry {id} is in its key's chain");
+                    assert!(found, "entry {id} is in its tag's chain");
                     assert!(table.may_hold(tag), "the filter admits every live key");
                     let length = table
                         .lengths
                         .iter()
                         .find(|l| l.len == best.bytes.len())
                         .unwrap_or_else(|| panic!("no length record for entry {id}"));
-                    let far = if best.from_end {
-                        best.bytes.first()
-                    } else {
-                        best.bytes.last()
-                    };
                     assert!(
-                        far.is_some_and(|&b| length.far.contains(b)),
+                        far_byte(best.bytes, best.from_end)
+                            .is_some_and(|&b| length.far.contains(b)),
                         "the far-byte set admits every live key"
                     );
                 }
@@ -826,23 +828,27 @@ impl<V> PatternIndex<V> {
             assert!(!table.buckets.is_empty(), "no empty table");
             let mut lengths: Vec<(usize, usize)> = Vec::new();
             for b in table.buckets.iter() {
-                let key = key_of(&self.entries, b.head).unwrap_or_else(|| panic!("live head"));
-                assert_eq!(key_tag(self.seed, key, table.from_end), b.tag, "bucket tag");
+                assert!(self.entries.get(b.head).is_some(), "no empty bucket");
                 let mut at = b.head;
                 while let Some(e) = self.entries.get(at) {
                     in_chains += 1;
-                    assert_eq!(key_of(&self.entries, at), Some(key), "one key per chain");
+                    let key = key_of(&self.entries, at).unwrap_or_else(|| panic!("keyed entry"));
+                    assert_eq!(
+                        key_tag(self.seed, key, table.from_end),
+                        b.tag,
+                        "entry in its tag's chain"
+                    );
+                    match lengths.iter_mut().find(|(l, _)| *l == key.len()) {
+                        Some((_, n)) => *n += 1,
+                        None => lengths.push((key.len(), 1)),
+                    }
                     at = e.link;
-                }
-                match lengths.iter_mut().find(|(l, _)| *l == key.len()) {
-                    Some((_, n)) => *n += 1,
-                    None => lengths.push((key.len(), 1)),
                 }
             }
             lengths.sort_unstable();
             let records: Vec<(usize, usize)> =
-                table.lengths.iter().map(|l| (l.len, l.keys)).collect();
-            assert_eq!(lengths, records, "length records match the buckets");
+                table.lengths.iter().map(|l| (l.len, l.entries)).collect();
+            assert_eq!(lengths, records, "length records count the entries");
         }
         assert_eq!(
             in_chains, filed_literal,
@@ -855,6 +861,11 @@ impl<V> PatternIndex<V> {
             );
         }
     }
+}
+
+/// The far byte of a key: the last one walked.
+fn far_byte(key: &[u8], from_end: bool) -> Option<&u8> {
+    if from_end { key.first() } else { key.last() }
 }
 
 /// The literal key the stored entry `id` is filed under.

@@ -61,7 +61,7 @@ use core::hash::{BuildHasher, Hash};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::glob::Pattern;
+use crate::glob::{Pattern, bytes_eq};
 use crate::held::{Held, Sets, Space};
 use crate::index::PatternIndex;
 use crate::slab::{CapacityError, Slab};
@@ -228,7 +228,9 @@ impl<S: Copy + Eq> Names<S> {
         let hash = self.hasher.hash_one(name);
         let slab = &self.slab;
         self.table
-            .find(hash, |&id| slab.get(id).is_some_and(|n| *n.name == *name))
+            .find(hash, |&id| {
+                slab.get(id).is_some_and(|n| bytes_eq(&n.name, name))
+            })
             .copied()
     }
 
