@@ -96,7 +96,7 @@ pub struct PatternIndex<V> {
     /// Next insertion sequence number (the delivery order).
     next_seq: u64,
     hasher: DefaultHashBuilder,
-    /// Seed of the rolling hash of literal keys.
+    /// Seed of the word-at-a-time hash of literal keys.
     seed: u64,
 }
 
