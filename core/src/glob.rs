@@ -56,6 +56,12 @@
 //!
 //! # Algorithm and cost
 //!
+//! The commonest shapes need no compiling: a pattern without `?`, `[` or
+//! `\\` that is a plain literal (`news`), a literal then stars (`news.*`),
+//! stars then a literal (`*.sports`) or only stars is kept as its source and
+//! a length, and matched by one comparison of the text against that literal
+//! (equal, starts with, ends with). Everything else is compiled:
+//!
 //! [`Pattern::new`] compiles the pattern once into tokens: literal runs (with
 //! escapes already resolved), runs of `?`, classes as 256-bit sets, and `*`.
 //! Single-byte classes become literals and `[^]` becomes `?`, so `[f]oo*` has
@@ -177,11 +183,39 @@ pub struct Pattern {
     /// The bytes the pattern was built from, as given; shared so that
     /// deliveries can carry the pattern name without copying it.
     source: Arc<[u8]>,
+    /// How it matches.
+    repr: Repr,
+}
+
+/// How a pattern matches. The common shapes, whose literal is a slice of
+/// the source (no `?`, `[` or `\`, and stars only at one end), are matched
+/// by comparing bytes and take no allocation beyond the source; everything
+/// else is compiled into tokens.
+#[derive(Clone)]
+enum Repr {
+    /// No metacharacter: matches exactly the source.
+    Literal,
+    /// `lit*`, `lit**`, …: the literal is `source[..n]`, `n > 0`; with its
+    /// first (up to) 8 bytes as a number, so that most candidates are
+    /// rejected or confirmed without reading the source.
+    Prefix(u32, u64),
+    /// `*lit`, `**lit`, …: the literal is `source[n..]`, `n < len`; with its
+    /// last (up to) 8 bytes as a number.
+    Suffix(u32, u64),
+    /// Only stars: matches everything.
+    Stars,
+    /// Any other pattern.
+    Compiled(Box<Compiled>),
+}
+
+/// The token form of a pattern that is not one of the simple shapes.
+#[derive(Clone)]
+struct Compiled {
     /// The literal bytes of every `Lit` token, escapes resolved.
     cooked: Box<[u8]>,
     tokens: Box<[Token]>,
     /// Classes, middle segments and search tables; `None` for patterns that
-    /// have no class and at most one star (the common case).
+    /// have no class and at most one star.
     extra: Option<Box<Extra>>,
     /// Tokens before the first star (all tokens when there is no star).
     head_tokens: usize,
@@ -196,6 +230,36 @@ pub struct Pattern {
     has_star: bool,
     /// The pattern holds an empty class, so it matches nothing.
     never: bool,
+}
+
+/// The simple shape of `pattern`, if it has one (see [`Repr`]).
+fn simple_shape(pattern: &[u8]) -> Option<Repr> {
+    if pattern.len() > u32::MAX as usize
+        || pattern.iter().any(|&b| matches!(b, b'?' | b'[' | b'\\'))
+    {
+        return None;
+    }
+    let Some(first) = pattern.iter().position(|&b| b == b'*') else {
+        return Some(Repr::Literal);
+    };
+    let last = pattern.iter().rposition(|&b| b == b'*').unwrap_or(first);
+    if pattern[first..=last].iter().any(|&b| b != b'*') {
+        return None;
+    }
+    match (first == 0, last + 1 == pattern.len()) {
+        (true, true) => Some(Repr::Stars),
+        (false, true) => {
+            let head = pattern.get(..first.min(8)).map_or(0, load_le);
+            Some(Repr::Prefix(first as u32, head))
+        }
+        (true, false) => {
+            let tail = pattern
+                .get((last + 1).max(pattern.len().saturating_sub(8))..)
+                .map_or(0, load_le);
+            Some(Repr::Suffix((last + 1) as u32, tail))
+        }
+        (false, false) => None,
+    }
 }
 
 /// Counts the elementary steps a match takes; `()` counts nothing.
@@ -404,6 +468,308 @@ impl Pattern {
     /// assert_eq!(p.as_bytes(), b"h[ae]llo");
     /// ```
     pub fn new(pattern: &[u8]) -> Pattern {
+        let repr = simple_shape(pattern)
+            .unwrap_or_else(|| Repr::Compiled(Box::new(Compiled::new(pattern))));
+        Pattern {
+            source: pattern.into(),
+            repr,
+        }
+    }
+
+    /// The bytes this pattern was built from.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.source
+    }
+
+    /// The bytes this pattern was built from, as a shared allocation: cloning
+    /// it costs a reference-count increment, not a copy.
+    pub fn shared_bytes(&self) -> &Arc<[u8]> {
+        &self.source
+    }
+
+    /// The literal runs that sit at a fixed distance from the start or from
+    /// the end of every matching text: those before the first `*` (measured
+    /// from the start) and those after the last `*` (measured from the end).
+    /// A pattern index can file a pattern under one of them and find it by
+    /// probing the channel at that position.
+    ///
+    /// ```
+    /// use tidings_core::glob::{FixedLiteral, Pattern};
+    ///
+    /// let p = Pattern::new(b"?ab*cd?");
+    /// let fixed: Vec<FixedLiteral<'_>> = p.fixed_literals().collect();
+    /// assert_eq!(fixed, [
+    ///     FixedLiteral { from_end: false, offset: 1, bytes: b"ab" },
+    ///     FixedLiteral { from_end: true, offset: 1, bytes: b"cd" },
+    /// ]);
+    /// ```
+    pub fn fixed_literals(&self) -> impl Iterator<Item = FixedLiteral<'_>> + '_ {
+        let (simple, compiled) = match &self.repr {
+            Repr::Compiled(c) => (None, Some(c.fixed_literals())),
+            _ => (self.simple_literal(), None),
+        };
+        simple.into_iter().chain(compiled.into_iter().flatten())
+    }
+
+    /// The one fixed literal of a simple shape: the literal itself, from the
+    /// start (a pure literal or a prefix) or from the end (a suffix).
+    fn simple_literal(&self) -> Option<FixedLiteral<'_>> {
+        let (from_end, bytes) = match self.repr {
+            Repr::Literal if !self.source.is_empty() => (false, &self.source[..]),
+            Repr::Prefix(n, _) => (false, self.source.get(..n as usize)?),
+            Repr::Suffix(n, _) => (true, self.source.get(n as usize..)?),
+            _ => return None,
+        };
+        Some(FixedLiteral {
+            from_end,
+            offset: 0,
+            bytes,
+        })
+    }
+
+    /// Whether `text` matches the whole pattern.
+    ///
+    /// Never allocates, never recurses; O(len(pattern) · len(text)) at worst.
+    ///
+    /// ```
+    /// use tidings_core::glob::Pattern;
+    ///
+    /// let p = Pattern::new(b"foo*bar");
+    /// assert!(p.matches(b"fooXbarYbar"));
+    /// assert!(!p.matches(b"fooXbarY"));
+    /// ```
+    #[inline]
+    pub fn matches(&self, text: &[u8]) -> bool {
+        self.run(text, &mut ())
+    }
+
+    /// Like [`matches`](Self::matches), and also returns the number of
+    /// elementary steps (byte comparisons, skips and token visits) taken.
+    ///
+    /// The count is always at most `4 · (len(pattern) + 1) · (len(text) + 1)`;
+    /// the tests and fuzz targets assert this bound.
+    ///
+    /// ```
+    /// use tidings_core::glob::Pattern;
+    ///
+    /// let mut pattern = b"*".to_vec();
+    /// pattern.extend([b'a'; 50]);
+    /// pattern.extend(b"b*");
+    /// let (matched, steps) = Pattern::new(&pattern).matches_counting_steps(&[b'a'; 10_000]);
+    /// assert!(!matched);
+    /// assert!(steps < 40_000); // linear in the text, not 50 × 10,000
+    /// ```
+    pub fn matches_counting_steps(&self, text: &[u8]) -> (bool, u64) {
+        let mut steps = 0u64;
+        let matched = self.run(text, &mut steps);
+        (matched, steps)
+    }
+
+    /// The literal bytes (escapes resolved) that every match starts with: the
+    /// part before the first metacharacter. Empty if the pattern starts with
+    /// one.
+    ///
+    /// ```
+    /// use tidings_core::glob::Pattern;
+    ///
+    /// assert_eq!(Pattern::new(b"user:\\*:*").literal_prefix(), b"user:*:");
+    /// assert_eq!(Pattern::new(b"*.sports").literal_prefix(), b"");
+    /// ```
+    pub fn literal_prefix(&self) -> &[u8] {
+        match self.repr {
+            Repr::Literal => &self.source,
+            Repr::Prefix(n, _) => self.source.get(..n as usize).unwrap_or(&[]),
+            Repr::Suffix(..) | Repr::Stars => &[],
+            Repr::Compiled(ref c) => c.literal_at(0),
+        }
+    }
+
+    /// The literal bytes (escapes resolved) that every match ends with: the
+    /// part after the last metacharacter. Empty if the pattern ends with one.
+    ///
+    /// ```
+    /// use tidings_core::glob::Pattern;
+    ///
+    /// assert_eq!(Pattern::new(b"*.sports").literal_suffix(), b".sports");
+    /// assert_eq!(Pattern::new(b"news.*").literal_suffix(), b"");
+    /// ```
+    pub fn literal_suffix(&self) -> &[u8] {
+        match self.repr {
+            Repr::Literal => &self.source,
+            Repr::Suffix(n, _) => self.source.get(n as usize..).unwrap_or(&[]),
+            Repr::Prefix(..) | Repr::Stars => &[],
+            Repr::Compiled(ref c) => c.literal_at(c.tokens.len().wrapping_sub(1)),
+        }
+    }
+
+    /// Whether the pattern has no metacharacter left after resolving escapes
+    /// (and single-byte classes), so that it matches exactly one text:
+    /// [`literal_prefix`](Self::literal_prefix), which then equals
+    /// [`literal_suffix`](Self::literal_suffix).
+    ///
+    /// ```
+    /// use tidings_core::glob::Pattern;
+    ///
+    /// assert!(Pattern::new(b"a\\*b").is_literal()); // matches only "a*b"
+    /// assert!(Pattern::new(b"").is_literal());
+    /// assert!(!Pattern::new(b"a*").is_literal());
+    /// ```
+    pub fn is_literal(&self) -> bool {
+        match &self.repr {
+            Repr::Literal => true,
+            Repr::Compiled(c) => !c.never && matches!(*c.tokens, [] | [Token::Lit { .. }]),
+            _ => false,
+        }
+    }
+
+    /// Whether no text can ever match, because the pattern holds an empty
+    /// class (`[]`, or `[` at the very end).
+    ///
+    /// ```
+    /// use tidings_core::glob::Pattern;
+    ///
+    /// assert!(Pattern::new(b"[]a]").never_matches());
+    /// assert!(!Pattern::new(b"[^]").never_matches());
+    /// ```
+    pub fn never_matches(&self) -> bool {
+        matches!(&self.repr, Repr::Compiled(c) if c.never)
+    }
+
+    /// The length of the shortest text that can match.
+    ///
+    /// ```
+    /// use tidings_core::glob::Pattern;
+    ///
+    /// assert_eq!(Pattern::new(b"a?*[bc]").min_len(), 3);
+    /// ```
+    pub fn min_len(&self) -> usize {
+        match self.repr {
+            Repr::Literal => self.source.len(),
+            Repr::Prefix(n, _) => n as usize,
+            Repr::Suffix(n, _) => self.source.len().saturating_sub(n as usize),
+            Repr::Stars => 0,
+            Repr::Compiled(ref c) => c.min_len,
+        }
+    }
+
+    /// The exact length of every matching text, if the pattern has no `*`.
+    ///
+    /// ```
+    /// use tidings_core::glob::Pattern;
+    ///
+    /// assert_eq!(Pattern::new(b"a?[bc]").exact_len(), Some(3));
+    /// assert_eq!(Pattern::new(b"a*").exact_len(), None);
+    /// ```
+    pub fn exact_len(&self) -> Option<usize> {
+        match &self.repr {
+            Repr::Literal => Some(self.source.len()),
+            Repr::Compiled(c) => (!c.has_star).then_some(c.min_len),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn run(&self, text: &[u8], steps: &mut impl Steps) -> bool {
+        let source = &self.source[..];
+        match self.repr {
+            Repr::Prefix(n, head) => {
+                let n = n as usize;
+                steps.add(1 + n);
+                match (text.get(..n), source.get(..n)) {
+                    (Some(t), Some(lit)) if n <= 8 => load_le(t) == head && t.len() == lit.len(),
+                    (Some(t), Some(lit)) => {
+                        t.get(..8).map_or(0, load_le) == head && bytes_eq(t, lit)
+                    }
+                    _ => false,
+                }
+            }
+            Repr::Suffix(start, tail) => {
+                let lit = source.get(start as usize..).unwrap_or(&[]);
+                let n = lit.len();
+                steps.add(1 + n);
+                let Some(t) = text.len().checked_sub(n).and_then(|at| text.get(at..)) else {
+                    return false;
+                };
+                if n <= 8 {
+                    load_le(t) == tail
+                } else {
+                    t.get(n - 8..).map_or(0, load_le) == tail && bytes_eq(t, lit)
+                }
+            }
+            Repr::Literal => {
+                steps.add(1 + source.len());
+                bytes_eq(text, source)
+            }
+            Repr::Stars => {
+                steps.add(1);
+                true
+            }
+            Repr::Compiled(ref c) => c.run_cold(text, steps),
+        }
+    }
+}
+
+/// `bytes` (at most 8) as a little-endian number, zero-padded; only the
+/// first 8 of a longer slice.
+#[inline]
+pub(crate) fn load_le(bytes: &[u8]) -> u64 {
+    match bytes.len() {
+        0 => 0,
+        n @ 1..=3 => {
+            u64::from(bytes[0])
+                | u64::from(bytes[n / 2]) << (8 * (n / 2))
+                | u64::from(bytes[n - 1]) << (8 * (n - 1))
+        }
+        n @ 4..=7 => {
+            let lo = <[u8; 4]>::try_from(&bytes[..4]).map_or(0, u32::from_le_bytes);
+            let hi = <[u8; 4]>::try_from(&bytes[n - 4..]).map_or(0, u32::from_le_bytes);
+            u64::from(lo) | u64::from(hi) << (8 * (n - 4))
+        }
+        _ => <[u8; 8]>::try_from(&bytes[..8]).map_or(0, u64::from_le_bytes),
+    }
+}
+
+/// Whether `a == b`, for slices of equal length: short ones (the common
+/// channel and key sizes) with word loads, rather than a call to `memcmp`.
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    #[inline]
+    fn word(bytes: &[u8], at: usize) -> u64 {
+        bytes
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+    #[inline]
+    fn half(bytes: &[u8], at: usize) -> u32 {
+        bytes
+            .get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a.first() == b.first() && a.get(n / 2) == b.get(n / 2) && a.last() == b.last(),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
+impl Compiled {
+    /// [`run`](Self::run), kept out of line so that the simple shapes'
+    /// comparison inlines into its callers.
+    #[inline(never)]
+    fn run_cold(&self, text: &[u8], steps: &mut impl Steps) -> bool {
+        self.run(text, steps)
+    }
+
+    /// Parses and compiles `pattern`.
+    fn new(pattern: &[u8]) -> Compiled {
         let b = Builder::default().parse(pattern);
         let tokens = b.tokens;
         let head_tokens = tokens
@@ -473,8 +839,7 @@ impl Pattern {
                 failure,
             }))
         };
-        Pattern {
-            source: pattern.into(),
+        Compiled {
             cooked: b.cooked.into_boxed_slice(),
             tokens: tokens.into_boxed_slice(),
             extra,
@@ -488,34 +853,7 @@ impl Pattern {
         }
     }
 
-    /// The bytes this pattern was built from.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.source
-    }
-
-    /// The bytes this pattern was built from, as a shared allocation: cloning
-    /// it costs a reference-count increment, not a copy.
-    pub fn shared_bytes(&self) -> &Arc<[u8]> {
-        &self.source
-    }
-
-    /// The literal runs that sit at a fixed distance from the start or from
-    /// the end of every matching text: those before the first `*` (measured
-    /// from the start) and those after the last `*` (measured from the end).
-    /// A pattern index can file a pattern under one of them and find it by
-    /// probing the channel at that position.
-    ///
-    /// ```
-    /// use tidings_core::glob::{FixedLiteral, Pattern};
-    ///
-    /// let p = Pattern::new(b"?ab*cd?");
-    /// let fixed: Vec<FixedLiteral<'_>> = p.fixed_literals().collect();
-    /// assert_eq!(fixed, [
-    ///     FixedLiteral { from_end: false, offset: 1, bytes: b"ab" },
-    ///     FixedLiteral { from_end: true, offset: 1, bytes: b"cd" },
-    /// ]);
-    /// ```
-    pub fn fixed_literals(&self) -> impl Iterator<Item = FixedLiteral<'_>> + '_ {
+    fn fixed_literals(&self) -> impl Iterator<Item = FixedLiteral<'_>> + '_ {
         let head = &self.tokens[..self.head_tokens];
         let tail = if self.has_star {
             &self.tokens[self.tail_start..]
@@ -547,127 +885,11 @@ impl Pattern {
         from_start.chain(from_end).flatten()
     }
 
-    /// Whether `text` matches the whole pattern.
-    ///
-    /// Never allocates, never recurses; O(len(pattern) · len(text)) at worst.
-    ///
-    /// ```
-    /// use tidings_core::glob::Pattern;
-    ///
-    /// let p = Pattern::new(b"foo*bar");
-    /// assert!(p.matches(b"fooXbarYbar"));
-    /// assert!(!p.matches(b"fooXbarY"));
-    /// ```
-    pub fn matches(&self, text: &[u8]) -> bool {
-        self.run(text, &mut ())
-    }
-
-    /// Like [`matches`](Self::matches), and also returns the number of
-    /// elementary steps (byte comparisons, skips and token visits) taken.
-    ///
-    /// The count is always at most `4 · (len(pattern) + 1) · (len(text) + 1)`;
-    /// the tests and fuzz targets assert this bound.
-    ///
-    /// ```
-    /// use tidings_core::glob::Pattern;
-    ///
-    /// let mut pattern = b"*".to_vec();
-    /// pattern.extend([b'a'; 50]);
-    /// pattern.extend(b"b*");
-    /// let (matched, steps) = Pattern::new(&pattern).matches_counting_steps(&[b'a'; 10_000]);
-    /// assert!(!matched);
-    /// assert!(steps < 40_000); // linear in the text, not 50 × 10,000
-    /// ```
-    pub fn matches_counting_steps(&self, text: &[u8]) -> (bool, u64) {
-        let mut steps = 0u64;
-        let matched = self.run(text, &mut steps);
-        (matched, steps)
-    }
-
-    /// The literal bytes (escapes resolved) that every match starts with: the
-    /// part before the first metacharacter. Empty if the pattern starts with
-    /// one.
-    ///
-    /// ```
-    /// use tidings_core::glob::Pattern;
-    ///
-    /// assert_eq!(Pattern::new(b"user:\\*:*").literal_prefix(), b"user:*:");
-    /// assert_eq!(Pattern::new(b"*.sports").literal_prefix(), b"");
-    /// ```
-    pub fn literal_prefix(&self) -> &[u8] {
-        self.literal_at(0)
-    }
-
-    /// The literal bytes (escapes resolved) that every match ends with: the
-    /// part after the last metacharacter. Empty if the pattern ends with one.
-    ///
-    /// ```
-    /// use tidings_core::glob::Pattern;
-    ///
-    /// assert_eq!(Pattern::new(b"*.sports").literal_suffix(), b".sports");
-    /// assert_eq!(Pattern::new(b"news.*").literal_suffix(), b"");
-    /// ```
-    pub fn literal_suffix(&self) -> &[u8] {
-        self.literal_at(self.tokens.len().wrapping_sub(1))
-    }
-
     fn literal_at(&self, index: usize) -> &[u8] {
         match self.tokens.get(index) {
             Some(&Token::Lit { start, len }) => &self.cooked[start..start + len],
             _ => &[],
         }
-    }
-
-    /// Whether the pattern has no metacharacter left after resolving escapes
-    /// (and single-byte classes), so that it matches exactly one text:
-    /// [`literal_prefix`](Self::literal_prefix), which then equals
-    /// [`literal_suffix`](Self::literal_suffix).
-    ///
-    /// ```
-    /// use tidings_core::glob::Pattern;
-    ///
-    /// assert!(Pattern::new(b"a\\*b").is_literal()); // matches only "a*b"
-    /// assert!(Pattern::new(b"").is_literal());
-    /// assert!(!Pattern::new(b"a*").is_literal());
-    /// ```
-    pub fn is_literal(&self) -> bool {
-        !self.never && matches!(*self.tokens, [] | [Token::Lit { .. }])
-    }
-
-    /// Whether no text can ever match, because the pattern holds an empty
-    /// class (`[]`, or `[` at the very end).
-    ///
-    /// ```
-    /// use tidings_core::glob::Pattern;
-    ///
-    /// assert!(Pattern::new(b"[]a]").never_matches());
-    /// assert!(!Pattern::new(b"[^]").never_matches());
-    /// ```
-    pub fn never_matches(&self) -> bool {
-        self.never
-    }
-
-    /// The length of the shortest text that can match.
-    ///
-    /// ```
-    /// use tidings_core::glob::Pattern;
-    ///
-    /// assert_eq!(Pattern::new(b"a?*[bc]").min_len(), 3);
-    /// ```
-    pub fn min_len(&self) -> usize {
-        self.min_len
-    }
-
-    /// The exact length of every matching text, if the pattern has no `*`.
-    ///
-    /// ```
-    /// use tidings_core::glob::Pattern;
-    ///
-    /// assert_eq!(Pattern::new(b"a?[bc]").exact_len(), Some(3));
-    /// assert_eq!(Pattern::new(b"a*").exact_len(), None);
-    /// ```
-    pub fn exact_len(&self) -> Option<usize> {
-        (!self.has_star).then_some(self.min_len)
     }
 
     fn run(&self, text: &[u8], steps: &mut impl Steps) -> bool {

@@ -65,11 +65,14 @@ extern crate alloc;
 extern crate std;
 
 pub mod glob;
+mod held;
 pub mod index;
 pub mod keyspace;
 pub mod registry;
+mod slab;
 pub mod slot;
 
 pub use glob::Pattern;
 pub use index::PatternIndex;
 pub use registry::{Confirmation, Counts, Kind, Registry};
+pub use slab::CapacityError;

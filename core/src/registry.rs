@@ -53,19 +53,18 @@
 //! assert!(registry.is_empty());
 //! ```
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::hash::Hash;
+use core::hash::{BuildHasher, Hash};
 
-use hashbrown::{HashMap, HashSet};
-use smallvec::SmallVec;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::glob::Pattern;
+use crate::glob::{Pattern, bytes_eq};
+use crate::held::{Held, Sets, Space};
 use crate::index::PatternIndex;
-
-/// The subscribers of one name, in subscription order; never empty.
-type Subscribers<S> = SmallVec<[S; 2]>;
+use crate::slab::{CapacityError, Slab};
 
 /// The kind of a confirmation, named as Redis names it in the reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,34 +146,157 @@ impl Counts {
     }
 }
 
-/// What one subscriber holds.
-#[derive(Default)]
-struct Held {
-    channels: HashSet<Arc<[u8]>>,
-    patterns: HashSet<Arc<[u8]>>,
-    shard_channels: HashSet<Arc<[u8]>>,
+/// The subscribers of one name, in subscription order; never empty. One
+/// subscriber is kept inline, which is the common case for most names.
+enum Subscribers<S> {
+    One(S),
+    /// Two or more. Boxed so that the enum is 16 bytes for a `u64`
+    /// subscriber, not 24: most names have one subscriber, and the extra
+    /// allocation is shared by the two or more that a list holds.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<S>>),
 }
 
-impl Held {
-    fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty()
+impl<S: Copy + Eq> Subscribers<S> {
+    #[inline]
+    fn as_slice(&self) -> &[S] {
+        match self {
+            Subscribers::One(s) => core::slice::from_ref(s),
+            Subscribers::Many(v) => v,
+        }
     }
 
-    fn counts(&self) -> Counts {
-        Counts {
-            channels: self.channels.len(),
-            patterns: self.patterns.len(),
-            shard_channels: self.shard_channels.len(),
+    fn push(&mut self, s: S) {
+        match self {
+            Subscribers::One(first) => {
+                *self = Subscribers::Many(Box::new(alloc::vec![*first, s]));
+            }
+            Subscribers::Many(v) => v.push(s),
+        }
+    }
+
+    /// Removes `s`; returns whether no subscriber is left (the list must
+    /// then be dropped).
+    fn remove(&mut self, s: S) -> bool {
+        match self {
+            Subscribers::One(only) => *only == s,
+            Subscribers::Many(v) => {
+                v.retain(|x| *x != s);
+                match v[..] {
+                    [] => true,
+                    [last] => {
+                        *self = Subscribers::One(last);
+                        false
+                    }
+                    _ => {
+                        if mostly_empty(v.len(), v.capacity()) {
+                            v.shrink_to(v.len() * 2);
+                        }
+                        false
+                    }
+                }
+            }
         }
     }
 }
 
-/// The three namespaces a subscriber can hold names in.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Space {
-    Channels,
-    Patterns,
-    Shards,
+/// A named entry: the shared name and its subscribers.
+struct Name<S> {
+    name: Arc<[u8]>,
+    subs: Subscribers<S>,
+}
+
+/// Exact channels or shard channels: names with stable ids, found by their
+/// bytes through a table of ids (see [`crate::slab`] for why ids).
+struct Names<S> {
+    slab: Slab<Name<S>>,
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl<S: Copy + Eq> Names<S> {
+    fn new() -> Self {
+        Names {
+            slab: Slab::new(),
+            table: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    #[inline]
+    fn id_of(&self, name: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        let slab = &self.slab;
+        self.table
+            .find(hash, |&id| {
+                slab.get(id).is_some_and(|n| bytes_eq(&n.name, name))
+            })
+            .copied()
+    }
+
+    #[inline]
+    fn get(&self, name: &[u8]) -> Option<&Name<S>> {
+        self.slab.get(self.id_of(name)?)
+    }
+
+    /// Adds `name`, held by `s` alone.
+    fn insert(&mut self, name: &[u8], s: S) -> Result<u32, CapacityError> {
+        let hash = self.hasher.hash_one(name);
+        let id = self
+            .slab
+            .insert(Name {
+                name: name.into(),
+                subs: Subscribers::One(s),
+            })
+            .map_err(|(e, _)| e)?;
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table
+            .insert_unique(hash, id, |&other| rehash(slab, hasher, other));
+        Ok(id)
+    }
+
+    /// Removes `s` from name `id`; if it was the last subscriber, frees the
+    /// name and returns it.
+    fn detach(&mut self, id: u32, s: S) -> Option<Arc<[u8]>> {
+        if !self.slab.get_mut(id)?.subs.remove(s) {
+            return None;
+        }
+        let hash = self.hasher.hash_one(&*self.slab.get(id)?.name);
+        if let Ok(found) = self.table.find_entry(hash, |&other| other == id) {
+            found.remove();
+        }
+        if mostly_empty(self.table.len(), self.table.capacity()) {
+            let (slab, hasher) = (&self.slab, &self.hasher);
+            self.table
+                .shrink_to(self.table.len() * 2, |&other| rehash(slab, hasher, other));
+        }
+        self.slab.remove(id).map(|n| n.name)
+    }
+
+    fn check_invariants(&self) {
+        self.slab.check_invariants();
+        assert_eq!(
+            self.table.len(),
+            self.slab.len(),
+            "one table entry per name"
+        );
+        for (id, n) in self.slab.iter() {
+            assert_eq!(self.id_of(&n.name), Some(id), "found by its bytes");
+            if let Subscribers::Many(v) = &n.subs {
+                assert!(v.len() >= 2, "a list of one is kept inline");
+            }
+        }
+    }
+}
+
+fn rehash<S>(slab: &Slab<Name<S>>, hasher: &DefaultHashBuilder, id: u32) -> u64 {
+    slab.get(id).map_or(0, |n| hasher.hash_one(&*n.name))
+}
+
+/// One subscriber's record.
+struct Subscriber<S> {
+    id: S,
+    held: Held,
 }
 
 impl Space {
@@ -186,29 +308,23 @@ impl Space {
         }
     }
 
-    fn set(self, held: &Held) -> &HashSet<Arc<[u8]>> {
-        match self {
-            Space::Channels => &held.channels,
-            Space::Patterns => &held.patterns,
-            Space::Shards => &held.shard_channels,
-        }
-    }
-
-    fn set_mut(self, held: &mut Held) -> &mut HashSet<Arc<[u8]>> {
-        match self {
-            Space::Channels => &mut held.channels,
-            Space::Patterns => &mut held.patterns,
-            Space::Shards => &mut held.shard_channels,
-        }
-    }
-
     /// The count a confirmation of this space reports.
-    fn count(self, held: Option<&Held>) -> usize {
-        let counts = held.map(Held::counts).unwrap_or_default();
+    fn count(self, held: Option<Held>, sets: &Sets) -> usize {
+        let Some(held) = held else {
+            return 0;
+        };
         match self {
-            Space::Shards => counts.shard_channels,
-            _ => counts.subscriptions(),
+            Space::Shards => held.count(sets, Space::Shards),
+            _ => held.count(sets, Space::Channels) + held.count(sets, Space::Patterns),
         }
+    }
+}
+
+fn counts_of(held: Held, sets: &Sets) -> Counts {
+    Counts {
+        channels: held.count(sets, Space::Channels),
+        patterns: held.count(sets, Space::Patterns),
+        shard_channels: held.count(sets, Space::Shards),
     }
 }
 
@@ -220,15 +336,32 @@ impl Space {
 ///
 /// The single-name operations return their [`Confirmation`]; see the
 /// [module docs](self) for the confirmation rules and the publish order.
+///
+/// # Memory
+///
+/// Every distinct name is stored once, as an `Arc<[u8]>` shared with the
+/// deliveries that carry it, in a slab of records named by `u32` ids; the
+/// hash tables that find names and subscribers hold only those ids, and a
+/// subscriber's own set holds the ids of what it holds, inline while it
+/// holds one name. About 95 bytes per exact subscription and 130 per
+/// pattern subscription beyond the name bytes, at a million (see the
+/// README's memory table). The ids bound each kind of name, and the
+/// subscribers, to 2^32 − 1: the `try_` subscribe forms report a
+/// [`CapacityError`] there.
 pub struct Registry<S> {
-    /// Exact channel → subscribers in subscription order.
-    channels: HashMap<Arc<[u8]>, Subscribers<S>>,
+    /// Exact channels → subscribers in subscription order.
+    channels: Names<S>,
     /// Distinct patterns → subscribers in subscription order.
     patterns: PatternIndex<Subscribers<S>>,
-    /// Shard channel → subscribers in subscription order.
-    shard_channels: HashMap<Arc<[u8]>, Subscribers<S>>,
+    /// Shard channels → subscribers in subscription order.
+    shard_channels: Names<S>,
     /// What each subscriber holds; subscribers holding nothing are absent.
-    subscribers: HashMap<S, Held>,
+    subscribers: Slab<Subscriber<S>>,
+    /// Ids of `subscribers`, found by the subscriber.
+    by_subscriber: HashTable<u32>,
+    /// The sets of the subscribers that hold two or more names.
+    sets: Sets,
+    hasher: DefaultHashBuilder,
 }
 
 impl<S: Copy + Eq + Hash> Default for Registry<S> {
@@ -241,15 +374,33 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// An empty registry.
     pub fn new() -> Self {
         Registry {
-            channels: HashMap::default(),
+            channels: Names::new(),
             patterns: PatternIndex::new(),
-            shard_channels: HashMap::default(),
-            subscribers: HashMap::default(),
+            shard_channels: Names::new(),
+            subscribers: Slab::new(),
+            by_subscriber: HashTable::new(),
+            sets: Sets::new(),
+            hasher: DefaultHashBuilder::default(),
         }
     }
 
     /// `SUBSCRIBE channel`.
+    ///
+    /// If the registry cannot take a new channel or subscriber (2^32 − 1
+    /// are held; see [`try_subscribe`](Self::try_subscribe)), nothing
+    /// changes and the confirmation reports the unchanged count.
     pub fn subscribe<'a>(&mut self, subscriber: S, channel: &'a [u8]) -> Confirmation<'a> {
+        self.add_or_refuse(Space::Channels, subscriber, channel)
+    }
+
+    /// `SUBSCRIBE channel`, or [`CapacityError`] if the channel is new and
+    /// 2^32 − 1 channels are held, or the subscriber is new and 2^32 − 1
+    /// subscribers are; nothing changes then.
+    pub fn try_subscribe<'a>(
+        &mut self,
+        subscriber: S,
+        channel: &'a [u8],
+    ) -> Result<Confirmation<'a>, CapacityError> {
         self.add(Space::Channels, subscriber, channel)
     }
 
@@ -265,7 +416,22 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     }
 
     /// `PSUBSCRIBE pattern`.
+    ///
+    /// If the registry cannot take a new pattern or subscriber (see
+    /// [`try_psubscribe`](Self::try_psubscribe)), nothing changes and the
+    /// confirmation reports the unchanged count.
     pub fn psubscribe<'a>(&mut self, subscriber: S, pattern: &'a [u8]) -> Confirmation<'a> {
+        self.add_or_refuse(Space::Patterns, subscriber, pattern)
+    }
+
+    /// `PSUBSCRIBE pattern`, or [`CapacityError`] if the pattern is new and
+    /// 2^32 − 1 distinct patterns are held, or the subscriber is new and
+    /// 2^32 − 1 subscribers are; nothing changes then.
+    pub fn try_psubscribe<'a>(
+        &mut self,
+        subscriber: S,
+        pattern: &'a [u8],
+    ) -> Result<Confirmation<'a>, CapacityError> {
         self.add(Space::Patterns, subscriber, pattern)
     }
 
@@ -281,7 +447,22 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     }
 
     /// `SSUBSCRIBE shardchannel`.
+    ///
+    /// If the registry cannot take a new shard channel or subscriber (see
+    /// [`try_ssubscribe`](Self::try_ssubscribe)), nothing changes and the
+    /// confirmation reports the unchanged count.
     pub fn ssubscribe<'a>(&mut self, subscriber: S, channel: &'a [u8]) -> Confirmation<'a> {
+        self.add_or_refuse(Space::Shards, subscriber, channel)
+    }
+
+    /// `SSUBSCRIBE shardchannel`, or [`CapacityError`] if the shard channel
+    /// is new and 2^32 − 1 are held, or the subscriber is new and 2^32 − 1
+    /// subscribers are; nothing changes then.
+    pub fn try_ssubscribe<'a>(
+        &mut self,
+        subscriber: S,
+        channel: &'a [u8],
+    ) -> Result<Confirmation<'a>, CapacityError> {
         self.add(Space::Shards, subscriber, channel)
     }
 
@@ -305,20 +486,16 @@ impl<S: Copy + Eq + Hash> Registry<S> {
         subscriber: S,
         mut interest: impl FnMut(Kind, &[u8]),
     ) -> Counts {
-        let Some(held) = self.subscribers.remove(&subscriber) else {
+        let Some(sid) = self.sub_id(subscriber) else {
             return Counts::default();
         };
-        shrink(&mut self.subscribers);
-        let counts = held.counts();
-        for (space, set) in [
-            (Space::Channels, held.channels),
-            (Space::Patterns, held.patterns),
-            (Space::Shards, held.shard_channels),
-        ] {
-            for name in set {
-                if self.detach(space, subscriber, &name) {
-                    interest(space.kinds().1, &name);
-                }
+        let Some(mut record) = self.remove_sub(sid) else {
+            return Counts::default();
+        };
+        let counts = counts_of(record.held, &self.sets);
+        for (space, id) in record.held.take_all(&mut self.sets) {
+            if let Some(name) = self.detach(space, id, subscriber) {
+                interest(space.kinds().1, &name);
             }
         }
         counts
@@ -329,51 +506,164 @@ impl<S: Copy + Eq + Hash> Registry<S> {
         self.remove_subscriber_with(subscriber, |_, _| {})
     }
 
-    fn add<'a>(&mut self, space: Space, subscriber: S, name: &'a [u8]) -> Confirmation<'a> {
-        let held = self.subscribers.entry(subscriber).or_default();
+    /// The id of `subscriber`'s record.
+    #[inline]
+    fn sub_id(&self, subscriber: S) -> Option<u32> {
+        let hash = self.hasher.hash_one(subscriber);
+        let slab = &self.subscribers;
+        self.by_subscriber
+            .find(hash, |&id| slab.get(id).is_some_and(|r| r.id == subscriber))
+            .copied()
+    }
+
+    fn held(&self, sid: u32) -> Option<Held> {
+        self.subscribers.get(sid).map(|r| r.held)
+    }
+
+    /// Applies `f` to record `sid`'s set, with the side sets it needs.
+    fn with_held<T>(&mut self, sid: u32, f: impl FnOnce(&mut Held, &mut Sets) -> T) -> Option<T> {
+        let record = self.subscribers.get_mut(sid)?;
+        Some(f(&mut record.held, &mut self.sets))
+    }
+
+    /// A new, empty record for `subscriber`.
+    fn insert_sub(&mut self, subscriber: S) -> Result<u32, CapacityError> {
+        let sid = self
+            .subscribers
+            .insert(Subscriber {
+                id: subscriber,
+                held: Held::Empty,
+            })
+            .map_err(|(e, _)| e)?;
+        let (slab, hasher) = (&self.subscribers, &self.hasher);
+        self.by_subscriber
+            .insert_unique(hasher.hash_one(subscriber), sid, |&other| {
+                slab.get(other).map_or(0, |r| hasher.hash_one(r.id))
+            });
+        Ok(sid)
+    }
+
+    /// Removes record `sid` and returns it.
+    fn remove_sub(&mut self, sid: u32) -> Option<Subscriber<S>> {
+        let hash = self.hasher.hash_one(self.subscribers.get(sid)?.id);
+        if let Ok(found) = self.by_subscriber.find_entry(hash, |&other| other == sid) {
+            found.remove();
+        }
+        if mostly_empty(self.by_subscriber.len(), self.by_subscriber.capacity()) {
+            let (slab, hasher) = (&self.subscribers, &self.hasher);
+            self.by_subscriber
+                .shrink_to(self.by_subscriber.len() * 2, |&other| {
+                    slab.get(other).map_or(0, |r| hasher.hash_one(r.id))
+                });
+        }
+        self.subscribers.remove(sid)
+    }
+
+    /// The id of `name` in `space`.
+    fn name_id(&self, space: Space, name: &[u8]) -> Option<u32> {
+        match space {
+            Space::Channels => self.channels.id_of(name),
+            Space::Patterns => self.patterns.id_of(name),
+            Space::Shards => self.shard_channels.id_of(name),
+        }
+    }
+
+    /// The shared name of id `id` in `space`.
+    fn name_of(&self, space: Space, id: u32) -> Option<Arc<[u8]>> {
+        match space {
+            Space::Channels => self.channels.slab.get(id).map(|n| n.name.clone()),
+            Space::Patterns => self
+                .patterns
+                .by_id(id)
+                .map(|(p, _)| p.shared_bytes().clone()),
+            Space::Shards => self.shard_channels.slab.get(id).map(|n| n.name.clone()),
+        }
+    }
+
+    fn add_or_refuse<'a>(
+        &mut self,
+        space: Space,
+        subscriber: S,
+        name: &'a [u8],
+    ) -> Confirmation<'a> {
+        self.add(space, subscriber, name)
+            .unwrap_or_else(|_| Confirmation {
+                kind: space.kinds().0,
+                name: Some(name),
+                count: space.count(
+                    self.sub_id(subscriber).and_then(|sid| self.held(sid)),
+                    &self.sets,
+                ),
+                interest_changed: false,
+            })
+    }
+
+    fn add<'a>(
+        &mut self,
+        space: Space,
+        subscriber: S,
+        name: &'a [u8],
+    ) -> Result<Confirmation<'a>, CapacityError> {
+        let (sid, new_sub) = match self.sub_id(subscriber) {
+            Some(sid) => (sid, false),
+            None => (self.insert_sub(subscriber)?, true),
+        };
+        let existing = self.name_id(space, name);
+        let held = self.held(sid).unwrap_or(Held::Empty);
+        let held_already = existing.is_some_and(|id| held.contains(&self.sets, space, id));
         let mut interest_changed = false;
-        if !space.set(held).contains(name) {
-            let shared = match space {
-                Space::Patterns => {
-                    let (pattern, subs, inserted) =
-                        self.patterns.get_or_insert_with(name, SmallVec::new);
-                    subs.push(subscriber);
-                    interest_changed = inserted;
-                    pattern.shared_bytes().clone()
-                }
-                Space::Channels | Space::Shards => {
-                    let map = if space == Space::Channels {
-                        &mut self.channels
-                    } else {
-                        &mut self.shard_channels
+        if !held_already && !held.can_grow(&self.sets) {
+            return Err(CapacityError);
+        }
+        if !held_already {
+            let id = match existing {
+                Some(id) => {
+                    let subs = match space {
+                        Space::Channels => self.channels.slab.get_mut(id).map(|n| &mut n.subs),
+                        Space::Patterns => self.patterns.value_by_id_mut(id),
+                        Space::Shards => self.shard_channels.slab.get_mut(id).map(|n| &mut n.subs),
                     };
-                    match map.get_key_value_mut(name) {
-                        Some((key, subs)) => {
-                            subs.push(subscriber);
-                            key.clone()
-                        }
-                        None => {
-                            let key: Arc<[u8]> = name.into();
-                            map.insert(key.clone(), smallvec::smallvec![subscriber]);
+                    if let Some(subs) = subs {
+                        subs.push(subscriber);
+                    }
+                    id
+                }
+                None => {
+                    let created = match space {
+                        Space::Channels => self.channels.insert(name, subscriber),
+                        Space::Patterns => self
+                            .patterns
+                            .get_or_insert_id(name, || Subscribers::One(subscriber))
+                            .map(|(id, _)| id),
+                        Space::Shards => self.shard_channels.insert(name, subscriber),
+                    };
+                    match created {
+                        Ok(id) => {
                             interest_changed = true;
-                            key
+                            id
+                        }
+                        Err(e) => {
+                            if new_sub {
+                                self.remove_sub(sid);
+                            }
+                            return Err(e);
                         }
                     }
                 }
             };
-            space.set_mut(held).insert(shared);
+            self.with_held(sid, |held, sets| held.insert(sets, space, id));
         }
-        Confirmation {
+        Ok(Confirmation {
             kind: space.kinds().0,
             name: Some(name),
-            count: space.count(Some(held)),
+            count: space.count(self.held(sid), &self.sets),
             interest_changed,
-        }
+        })
     }
 
     fn drop_one<'a>(&mut self, space: Space, subscriber: S, name: &'a [u8]) -> Confirmation<'a> {
         let kind = space.kinds().1;
-        let Some(held) = self.subscribers.get_mut(&subscriber) else {
+        let Some(sid) = self.sub_id(subscriber) else {
             return Confirmation {
                 kind,
                 name: Some(name),
@@ -381,14 +671,21 @@ impl<S: Copy + Eq + Hash> Registry<S> {
                 interest_changed: false,
             };
         };
-        let removed = space.set_mut(held).remove(name);
-        shrink_set(space.set_mut(held));
-        let count = space.count(Some(held));
-        if held.is_empty() {
-            self.subscribers.remove(&subscriber);
-            shrink(&mut self.subscribers);
+        let id = self.name_id(space, name);
+        let removed = match id {
+            Some(id) => self
+                .with_held(sid, |held, sets| held.remove(sets, space, id))
+                .unwrap_or(false),
+            None => false,
+        };
+        let count = space.count(self.held(sid), &self.sets);
+        if self.held(sid).is_some_and(Held::is_empty) {
+            self.remove_sub(sid);
         }
-        let interest_changed = removed && self.detach(space, subscriber, name);
+        let interest_changed = match id {
+            Some(id) if removed => self.detach(space, id, subscriber).is_some(),
+            _ => false,
+        };
         Confirmation {
             kind,
             name: Some(name),
@@ -399,38 +696,34 @@ impl<S: Copy + Eq + Hash> Registry<S> {
 
     fn drop_all(&mut self, space: Space, subscriber: S, mut confirm: impl FnMut(Confirmation<'_>)) {
         let kind = space.kinds().1;
-        let mut names: Vec<Arc<[u8]>> = match self.subscribers.get_mut(&subscriber) {
-            Some(held) => {
-                let set = space.set_mut(held);
-                let names = set.drain().collect();
-                shrink_set(set);
-                names
-            }
-            None => Vec::new(),
-        };
-        if names.is_empty() {
-            let count = space.count(self.subscribers.get(&subscriber));
+        let sid = self.sub_id(subscriber);
+        let ids = sid
+            .and_then(|sid| self.with_held(sid, |held, sets| held.drain(sets, space)))
+            .unwrap_or_default();
+        let others = space.count(sid.and_then(|sid| self.held(sid)), &self.sets);
+        if ids.is_empty() {
             confirm(Confirmation {
                 kind,
                 name: None,
-                count,
+                count: others,
                 interest_changed: false,
             });
             return;
         }
-        names.sort_unstable();
-        let others = space.count(self.subscribers.get(&subscriber));
-        if self
-            .subscribers
-            .get(&subscriber)
-            .is_some_and(Held::is_empty)
-        {
-            self.subscribers.remove(&subscriber);
+        let mut names: Vec<(Arc<[u8]>, u32)> = ids
+            .into_iter()
+            .filter_map(|id| Some((self.name_of(space, id)?, id)))
+            .collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(sid) = sid {
+            if self.held(sid).is_some_and(Held::is_empty) {
+                self.remove_sub(sid);
+            }
         }
         let mut count = others + names.len();
-        for name in names {
+        for (name, id) in names {
             count -= 1;
-            let interest_changed = self.detach(space, subscriber, &name);
+            let interest_changed = self.detach(space, id, subscriber).is_some();
             confirm(Confirmation {
                 kind,
                 name: Some(&name),
@@ -440,45 +733,21 @@ impl<S: Copy + Eq + Hash> Registry<S> {
         }
     }
 
-    /// Removes `subscriber` from `name`'s list. Returns whether that freed
-    /// the name (it was the last subscriber).
-    fn detach(&mut self, space: Space, subscriber: S, name: &[u8]) -> bool {
-        let emptied = match space {
-            Space::Patterns => match self.patterns.get_mut(name) {
-                Some(subs) => {
-                    subs.retain(|s| *s != subscriber);
-                    subs.is_empty()
+    /// Removes `subscriber` from the list of name `id`. If that freed the
+    /// name (it was the last subscriber), returns it.
+    fn detach(&mut self, space: Space, id: u32, subscriber: S) -> Option<Arc<[u8]>> {
+        match space {
+            Space::Channels => self.channels.detach(id, subscriber),
+            Space::Shards => self.shard_channels.detach(id, subscriber),
+            Space::Patterns => {
+                if !self.patterns.value_by_id_mut(id)?.remove(subscriber) {
+                    return None;
                 }
-                None => return false,
-            },
-            Space::Channels | Space::Shards => {
-                let map = if space == Space::Channels {
-                    &mut self.channels
-                } else {
-                    &mut self.shard_channels
-                };
-                match map.get_mut(name) {
-                    Some(subs) => {
-                        subs.retain(|s| *s != subscriber);
-                        subs.is_empty()
-                    }
-                    None => return false,
-                }
+                self.patterns
+                    .remove_by_id(id)
+                    .map(|(p, _)| p.shared_bytes().clone())
             }
-        };
-        if !emptied {
-            return false;
         }
-        if space == Space::Patterns {
-            self.patterns.remove(name);
-        } else if space == Space::Channels {
-            self.channels.remove(name);
-            shrink(&mut self.channels);
-        } else {
-            self.shard_channels.remove(name);
-            shrink(&mut self.shard_channels);
-        }
-        true
     }
 
     /// `PUBLISH channel`: calls `deliver` once per delivery, with the
@@ -486,6 +755,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// Returns the number of deliveries, Redis's reply. Shard subscribers are
     /// never reached. Allocates nothing unless more than 16 distinct patterns
     /// match (see [`PatternIndex::for_each_match`]).
+    #[inline]
     pub fn publish(&self, channel: &[u8], mut deliver: impl FnMut(S, Option<&Pattern>)) -> usize {
         self.publish_with_name(channel, |s, pattern, _| deliver(s, pattern))
     }
@@ -495,6 +765,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// subscribers (for every delivery of the publish, pattern ones
     /// included), so a caller that attaches the name to each delivery can
     /// share it instead of allocating its own.
+    #[inline]
     pub fn publish_with_name(
         &self,
         channel: &[u8],
@@ -502,14 +773,16 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     ) -> usize {
         let mut n = 0;
         let mut name = None;
-        if let Some((shared, subs)) = self.channels.get_key_value(channel) {
-            name = Some(shared);
+        if let Some(entry) = self.channels.get(channel) {
+            name = Some(&entry.name);
+            let subs = entry.subs.as_slice();
             for &s in subs {
                 deliver(s, None, name);
             }
             n += subs.len();
         }
         self.patterns.for_each_match(channel, |pattern, subs| {
+            let subs = subs.as_slice();
             for &s in subs {
                 deliver(s, Some(pattern), name);
             }
@@ -521,13 +794,9 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// `SPUBLISH shardchannel`: calls `deliver` once per shard subscriber of
     /// exactly this channel, in subscription order, and returns their number.
     pub fn spublish(&self, channel: &[u8], mut deliver: impl FnMut(S)) -> usize {
-        match self.shard_channels.get(channel) {
-            Some(subs) => {
-                subs.iter().for_each(|&s| deliver(s));
-                subs.len()
-            }
-            None => 0,
-        }
+        let subs = self.shard_subscribers(channel);
+        subs.iter().for_each(|&s| deliver(s));
+        subs.len()
     }
 
     /// `PUBSUB CHANNELS [pattern]`: the channels with at least one exact
@@ -547,7 +816,9 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// subscribers are not included). An integration that receives a Redis
     /// `message` from elsewhere delivers it to these.
     pub fn exact_subscribers(&self, channel: &[u8]) -> &[S] {
-        self.channels.get(channel).map_or(&[], |s| s.as_slice())
+        self.channels
+            .get(channel)
+            .map_or(&[], |n| n.subs.as_slice())
     }
 
     /// The stored pattern and its subscribers, in subscription order, if
@@ -561,31 +832,35 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     pub fn shard_subscribers(&self, channel: &[u8]) -> &[S] {
         self.shard_channels
             .get(channel)
-            .map_or(&[], |s| s.as_slice())
+            .map_or(&[], |n| n.subs.as_slice())
     }
 
     /// Calls `f` with the kind (`Subscribe`, `PSubscribe` or `SSubscribe`)
     /// and name of every channel, pattern and shard channel that has at
     /// least one subscriber: the interest an integration mirrors upstream.
     pub fn for_each_name(&self, mut f: impl FnMut(Kind, &[u8])) {
-        self.channels.keys().for_each(|n| f(Kind::Subscribe, n));
+        self.channels
+            .slab
+            .values()
+            .for_each(|n| f(Kind::Subscribe, &n.name));
         self.patterns
             .iter()
             .for_each(|(p, _)| f(Kind::PSubscribe, p.as_bytes()));
         self.shard_channels
-            .keys()
-            .for_each(|n| f(Kind::SSubscribe, n));
+            .slab
+            .values()
+            .for_each(|n| f(Kind::SSubscribe, &n.name));
     }
 
     /// `PUBSUB NUMSUB channel`: the number of exact subscribers; pattern
     /// subscribers are not counted.
     pub fn numsub(&self, channel: &[u8]) -> usize {
-        self.channels.get(channel).map_or(0, |s| s.len())
+        self.exact_subscribers(channel).len()
     }
 
     /// `PUBSUB SHARDNUMSUB shardchannel`.
     pub fn shard_numsub(&self, channel: &[u8]) -> usize {
-        self.shard_channels.get(channel).map_or(0, |s| s.len())
+        self.shard_subscribers(channel).len()
     }
 
     /// `PUBSUB NUMPAT`: the number of distinct patterns with at least one
@@ -597,14 +872,16 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// The patterns currently held, each with its number of subscribers, in
     /// no particular order.
     pub fn patterns(&self) -> impl Iterator<Item = (&Pattern, usize)> + '_ {
-        self.patterns.iter().map(|(p, subs)| (p, subs.len()))
+        self.patterns
+            .iter()
+            .map(|(p, subs)| (p, subs.as_slice().len()))
     }
 
     /// What `subscriber` holds, by kind.
     pub fn counts(&self, subscriber: S) -> Counts {
-        self.subscribers
-            .get(&subscriber)
-            .map(Held::counts)
+        self.sub_id(subscriber)
+            .and_then(|sid| self.held(sid))
+            .map(|held| counts_of(held, &self.sets))
             .unwrap_or_default()
     }
 
@@ -615,7 +892,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
 
     /// Whether nothing at all is held.
     pub fn is_empty(&self) -> bool {
-        self.subscribers.is_empty()
+        self.subscribers.len() == 0
     }
 
     /// Checks the registry's invariants: every (subscriber, name) pair is
@@ -629,38 +906,61 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// Panics, describing the broken invariant, if one does not hold.
     pub fn check_invariants(&self) {
         self.patterns.check_invariants();
+        self.channels.check_invariants();
+        self.shard_channels.check_invariants();
+        self.subscribers.check_invariants();
+        assert_eq!(
+            self.by_subscriber.len(),
+            self.subscribers.len(),
+            "one table entry per subscriber"
+        );
+        self.sets.check_invariants();
         let mut pairs = [0usize; 3];
-        for (&s, held) in &self.subscribers {
+        let mut side = 0;
+        for (sid, record) in self.subscribers.iter() {
+            let s = record.id;
+            assert_eq!(self.sub_id(s), Some(sid), "subscriber found by its id");
+            let held = record.held;
+            held.check_invariants(&self.sets);
+            side += usize::from(matches!(held, Held::Many(_)));
             assert!(!held.is_empty(), "a subscriber holding nothing is removed");
-            for name in &held.channels {
+            for (space, id) in held.iter(&self.sets) {
+                let subs = match space {
+                    Space::Channels => self.channels.slab.get(id).map(|n| &n.subs),
+                    Space::Patterns => self.patterns.by_id(id).map(|(_, subs)| subs),
+                    Space::Shards => self.shard_channels.slab.get(id).map(|n| &n.subs),
+                };
                 assert_eq!(
-                    count_in(self.channels.get(&**name), s),
+                    subs.map_or(0, |subs| subs
+                        .as_slice()
+                        .iter()
+                        .filter(|x| **x == s)
+                        .count()),
                     1,
-                    "channel lists its subscriber once"
+                    "{space:?} name {id} lists its subscriber once"
                 );
+                pairs[space as usize] += 1;
             }
-            for name in &held.patterns {
-                let subs = self.patterns.get(name).map(|(_, subs)| subs);
-                assert_eq!(count_in(subs, s), 1, "pattern lists its subscriber once");
-            }
-            for name in &held.shard_channels {
-                assert_eq!(
-                    count_in(self.shard_channels.get(&**name), s),
-                    1,
-                    "shard channel lists its subscriber once"
-                );
-            }
-            pairs[0] += held.channels.len();
-            pairs[1] += held.patterns.len();
-            pairs[2] += held.shard_channels.len();
         }
         let listed = |subs: &Subscribers<S>| {
-            assert!(!subs.is_empty(), "no name has an empty subscriber list");
-            subs.len()
+            if let Subscribers::Many(v) = subs {
+                assert!(v.len() >= 2, "a list of one is kept inline");
+            }
+            subs.as_slice().len()
         };
-        let channel_pairs: usize = self.channels.values().map(listed).sum();
+        let channel_pairs: usize = self.channels.slab.values().map(|n| listed(&n.subs)).sum();
         let pattern_pairs: usize = self.patterns.iter().map(|(_, s)| listed(s)).sum();
-        let shard_pairs: usize = self.shard_channels.values().map(listed).sum();
+        let shard_pairs: usize = self
+            .shard_channels
+            .slab
+            .values()
+            .map(|n| listed(&n.subs))
+            .sum();
+        assert_eq!(
+            self.sets.len(),
+            side,
+            "side sets belong to one subscriber each"
+        );
         assert_eq!(channel_pairs, pairs[0], "channel pairs stored twice");
         assert_eq!(pattern_pairs, pairs[1], "pattern pairs stored twice");
         assert_eq!(shard_pairs, pairs[2], "shard pairs stored twice");
@@ -675,37 +975,24 @@ pub(crate) fn mostly_empty(len: usize, capacity: usize) -> bool {
     capacity > 16 && len * 4 < capacity
 }
 
-fn shrink<K: Hash + Eq, V>(map: &mut HashMap<K, V>) {
-    if mostly_empty(map.len(), map.capacity()) {
-        map.shrink_to(map.len() * 2);
-    }
-}
-
-fn shrink_set<K: Hash + Eq>(set: &mut HashSet<K>) {
-    if mostly_empty(set.len(), set.capacity()) {
-        set.shrink_to(set.len() * 2);
-    }
-}
-
-fn count_in<S: Eq>(subs: Option<&Subscribers<S>>, s: S) -> usize {
-    subs.map_or(0, |subs| subs.iter().filter(|x| **x == s).count())
-}
-
-fn filter_names<'a, V>(
-    map: &'a HashMap<Arc<[u8]>, V>,
+fn filter_names<'a, S: Copy + Eq>(
+    names: &'a Names<S>,
     pattern: Option<&[u8]>,
 ) -> impl Iterator<Item = &'a Arc<[u8]>> + 'a {
     let pattern = pattern.map(Pattern::new);
-    map.keys()
+    names
+        .slab
+        .values()
+        .map(|n| &n.name)
         .filter(move |name| pattern.as_ref().is_none_or(|p| p.matches(name)))
 }
 
 impl<S: fmt::Debug> fmt::Debug for Registry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("channels", &self.channels.len())
+            .field("channels", &self.channels.slab.len())
             .field("patterns", &self.patterns.len())
-            .field("shard_channels", &self.shard_channels.len())
+            .field("shard_channels", &self.shard_channels.slab.len())
             .field("subscribers", &self.subscribers.len())
             .finish()
     }

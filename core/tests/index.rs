@@ -89,13 +89,15 @@ fn insert_get_get_mut_get_or_insert_with_and_remove() {
     assert!(index.get(b"news.x").is_none(), "not by matching");
 
     *index.get_mut(b"news.*").unwrap() = 3;
-    let (pattern, value, inserted) = index.get_or_insert_with(b"news.*", || panic!("present"));
+    let (pattern, value, inserted) = index
+        .get_or_insert_with(b"news.*", || panic!("present"))
+        .unwrap();
     assert_eq!(
         (pattern.as_bytes(), *value, inserted),
         (&b"news.*"[..], 3, false)
     );
     *value = 4;
-    let (pattern, value, inserted) = index.get_or_insert_with(b"*.sports", || 10);
+    let (pattern, value, inserted) = index.get_or_insert_with(b"*.sports", || 10).unwrap();
     assert_eq!(
         (pattern.as_bytes(), *value, inserted),
         (&b"*.sports"[..], 10, true)
@@ -150,7 +152,7 @@ fn reinserting_keeps_the_place_and_removing_loses_it() {
     index.remove(b"a*");
     index.insert(b"a*", 3);
     assert_eq!(matches(&index, b"a"), [&b"*"[..], b"?", b"a*"]);
-    let (_, _, inserted) = index.get_or_insert_with(b"*", || 7);
+    let (_, _, inserted) = index.get_or_insert_with(b"*", || 7).unwrap();
     assert!(!inserted);
     assert_eq!(matches(&index, b"a"), [&b"*"[..], b"?", b"a*"]);
     index.check_invariants();
@@ -617,7 +619,7 @@ proptest! {
                 }
                 IndexOp::GetOrInsert(at, value) => {
                     let p = &pool[at % pool.len()];
-                    let (pattern, got, inserted) = index.get_or_insert_with(p, || value);
+                    let (pattern, got, inserted) = index.get_or_insert_with(p, || value).unwrap();
                     prop_assert_eq!(pattern.as_bytes(), &p[..]);
                     let (got, inserted) = (*got, inserted);
                     match live.iter().find(|(q, _)| q == p) {
