@@ -170,7 +170,7 @@
 //!
 //! # Crate features
 //!
-//! - **`async`** (off by default): [`Subscriber::recv_async`], a cancel-safe
+//! - **`async`** (off by default): `Subscriber::recv_async`, a cancel-safe
 //!   future, and `impl futures_core::Stream for Subscriber`, for any
 //!   executor (no runtime dependency: only `futures-core` and
 //!   `atomic-waker`). Lag notices and the terminal disconnect arrive in the
@@ -184,13 +184,13 @@
 //!   executor, prefer [`Policy::DropOldest`] (or a short timeout) for async
 //!   subscribers.
 //!
-//! - **`redis`** (off by default): [`Bridge`], which connects a broker to
+//! - **`redis`** (off by default): `Bridge`, which connects a broker to
 //!   a Redis server or Redis Cluster so that brokers in many processes form
 //!   one bus: every node fans out locally and Redis carries messages between
 //!   nodes, with sharded pub/sub routed by key slot. It runs on its own
 //!   threads (no async runtime) over the [`redis`](https://docs.rs/redis)
 //!   crate, and handles reconnects, resubscription and lost-message
-//!   accounting. See the [`Bridge`] docs.
+//!   accounting. See the `Bridge` docs.
 //!
 //! Without features the crate depends on `std`,
 //! [`crossbeam-channel`](crossbeam_channel) and [`tidings_core`]. The core
