@@ -143,6 +143,29 @@
 //! assert_eq!(end.to_string(), "subscriber disconnected: disconnected for falling behind: the queue of 1 messages overflowed");
 //! ```
 //!
+//! **Each message is written once per route and shared, never copied per
+//! subscriber.** A publish builds one [`Message`] for the exact channel's
+//! subscribers and one for each matching pattern's; every subscriber on a
+//! route receives a handle to the same allocation. [`Message::payload`]
+//! reads it in place; [`Message::into_payload`] moves it out of the last
+//! handle and otherwise clones it under a lock, so payloads that are `Send`
+//! but not `Sync` are never touched by two threads at once.
+//!
+//! ```
+//! use tidings::Broker;
+//!
+//! let broker = Broker::new();
+//! let (mut a, mut b) = (broker.subscriber(), broker.subscriber());
+//! a.subscribe("news");
+//! b.subscribe("news");
+//! b.psubscribe("n*");
+//! assert_eq!(broker.publish("news", String::from("hello")), 3);
+//! let (ma, mb, mp) = (a.recv().unwrap(), b.recv().unwrap(), b.recv().unwrap());
+//! assert!(ma.same_delivery(&mb)); // one route: one message
+//! assert!(!ma.same_delivery(&mp)); // the pattern's route has its own
+//! assert!(std::ptr::eq(ma.payload(), mb.payload()));
+//! ```
+//!
 //! **Dropping a `Subscriber` unsubscribes it from everything**; nothing it
 //! held stays in the registry.
 //!
