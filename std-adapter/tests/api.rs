@@ -313,7 +313,7 @@ fn channel_name_is_shared_across_deliveries() {
                 m.pattern_shared().unwrap()
             ));
         }
-        // The payload is cloned per delivery: with an Arc, that is a count bump.
+        // One payload per route, shared by every delivery on it.
         assert!(Arc::ptr_eq(ma.payload(), &payload));
         assert!(Arc::ptr_eq(mp2.payload(), &payload));
         drop((ma, mb, mb2, mp1, mp2));
