@@ -15,19 +15,22 @@ fn spinning(spin: Duration) -> Options {
     Options::new().spin(spin)
 }
 
+/// Publishes `payload` to `c` from another thread after `delay`.
+fn publish_after(broker: &Broker<i32>, delay: Duration, payload: i32) -> thread::JoinHandle<usize> {
+    let broker = broker.clone();
+    thread::spawn(move || {
+        thread::sleep(delay);
+        broker.publish("c", payload)
+    })
+}
+
 #[test]
 fn a_message_published_during_the_spin_is_received() {
     with_watchdog(support::WATCHDOG, || {
         let broker = Broker::new();
         let mut sub = broker.subscriber_with(spinning(Duration::from_secs(2)));
         sub.subscribe("c");
-        let publisher = {
-            let broker = broker.clone();
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(5));
-                broker.publish("c", 1)
-            })
-        };
+        let publisher = publish_after(&broker, Duration::from_millis(5), 1);
         assert_eq!(*sub.recv().unwrap().payload(), 1);
         assert_eq!(publisher.join().unwrap(), 1);
     });
@@ -39,13 +42,7 @@ fn after_the_spin_the_receiver_sleeps_and_still_receives() {
         let broker = Broker::new();
         let mut sub = broker.subscriber_with(spinning(Duration::from_micros(50)));
         sub.subscribe("c");
-        let publisher = {
-            let broker = broker.clone();
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(30));
-                broker.publish("c", 2)
-            })
-        };
+        let publisher = publish_after(&broker, Duration::from_millis(30), 2);
         assert_eq!(*sub.recv().unwrap().payload(), 2);
         publisher.join().unwrap();
         // And a timed receive: spin, then the rest of the timeout asleep.
