@@ -699,19 +699,30 @@ impl<V> PatternIndex<V> {
     /// Calls `f` with every stored pattern that matches `channel`, and its
     /// value, in insertion order.
     #[inline]
-    pub fn for_each_match<'s>(&'s self, channel: &[u8], mut f: impl FnMut(&Pattern, &V)) {
+    pub fn for_each_match(&self, channel: &[u8], mut f: impl FnMut(&Pattern, &V)) {
+        self.for_each_match_id(channel, |_, pattern, value| f(pattern, value));
+    }
+
+    /// [`for_each_match`](Self::for_each_match), also passing each
+    /// pattern's id.
+    #[inline]
+    pub(crate) fn for_each_match_id<'s>(
+        &'s self,
+        channel: &[u8],
+        mut f: impl FnMut(u32, &Pattern, &V),
+    ) {
         if self.entries.len() == 0 {
             return;
         }
         // The first hit is kept aside: most publishes match at most one
         // pattern, and need neither the buffer nor a sort.
-        let mut first: Option<&Entry<V>> = None;
-        let mut more: SmallVec<[&Entry<V>; 15]> = SmallVec::new();
-        let mut hit = |e: &'s Entry<V>| {
+        let mut first: Option<(u32, &Entry<V>)> = None;
+        let mut more: SmallVec<[(u32, &Entry<V>); 15]> = SmallVec::new();
+        let mut hit = |id: u32, e: &'s Entry<V>| {
             if e.pattern.matches(channel) {
                 match first {
-                    None => first = Some(e),
-                    Some(_) => more.push(e),
+                    None => first = Some((id, e)),
+                    Some(_) => more.push((id, e)),
                 }
             }
         };
@@ -719,27 +730,27 @@ impl<V> PatternIndex<V> {
             table.probe(channel, self.seed, |head| {
                 let mut id = head;
                 while let Some(e) = self.entries.get(id) {
-                    hit(e);
+                    hit(id, e);
                     id = e.link;
                 }
             });
         }
         for &id in &self.always {
             if let Some(e) = self.entries.get(id) {
-                hit(e);
+                hit(id, e);
             }
         }
         let Some(first) = first else {
             return;
         };
         if more.is_empty() {
-            f(&first.pattern, &first.value);
+            f(first.0, &first.1.pattern, &first.1.value);
             return;
         }
         more.push(first);
-        more.sort_unstable_by_key(|e| e.seq);
-        for e in &more {
-            f(&e.pattern, &e.value);
+        more.sort_unstable_by_key(|(_, e)| e.seq);
+        for (id, e) in &more {
+            f(*id, &e.pattern, &e.value);
         }
     }
 

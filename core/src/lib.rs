@@ -69,6 +69,7 @@ mod held;
 pub mod index;
 pub mod keyspace;
 pub mod registry;
+mod routes;
 mod slab;
 pub mod slot;
 

@@ -64,6 +64,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use crate::glob::{Pattern, bytes_eq};
 use crate::held::{Held, Sets, Space};
 use crate::index::PatternIndex;
+use crate::routes::{Cached, Found, Routes};
 use crate::slab::{CapacityError, Slab};
 
 /// The kind of a confirmation, named as Redis names it in the reply.
@@ -348,6 +349,15 @@ fn counts_of(held: Held, sets: &Sets) -> Counts {
 /// README's memory table). The ids bound each kind of name, and the
 /// subscribers, to 2^32 − 1: the `try_` subscribe forms report a
 /// [`CapacityError`] there.
+///
+/// # The route cache
+///
+/// Each exact channel remembers which patterns matched it at its last
+/// publish, for as long as no pattern is added or removed: one 8-byte cell
+/// per exact channel, kept only while at least one pattern exists. A
+/// repeated publish to it then skips the pattern index when no pattern or
+/// one matches. Several matches, and channels that only patterns hold, ask
+/// the index every time.
 pub struct Registry<S> {
     /// Exact channels → subscribers in subscription order.
     channels: Names<S>,
@@ -361,6 +371,8 @@ pub struct Registry<S> {
     by_subscriber: HashTable<u32>,
     /// The sets of the subscribers that hold two or more names.
     sets: Sets,
+    /// Which patterns matched each exact channel at its last publish.
+    routes: Routes,
     hasher: DefaultHashBuilder,
 }
 
@@ -380,6 +392,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
             subscribers: Slab::new(),
             by_subscriber: HashTable::new(),
             sets: Sets::new(),
+            routes: Routes::new(),
             hasher: DefaultHashBuilder::default(),
         }
     }
@@ -640,6 +653,13 @@ impl<S: Copy + Eq + Hash> Registry<S> {
                     match created {
                         Ok(id) => {
                             interest_changed = true;
+                            match space {
+                                Space::Channels => {
+                                    self.routes.channel_added(id, !self.patterns.is_empty());
+                                }
+                                Space::Patterns => self.patterns_changed(),
+                                Space::Shards => {}
+                            }
                             id
                         }
                         Err(e) => {
@@ -743,11 +763,17 @@ impl<S: Copy + Eq + Hash> Registry<S> {
                 if !self.patterns.value_by_id_mut(id)?.remove(subscriber) {
                     return None;
                 }
-                self.patterns
-                    .remove_by_id(id)
-                    .map(|(p, _)| p.shared_bytes().clone())
+                let removed = self.patterns.remove_by_id(id)?;
+                self.patterns_changed();
+                Some(removed.0.shared_bytes().clone())
             }
         }
+    }
+
+    /// A distinct pattern was added or removed: cached routes are stale.
+    fn patterns_changed(&mut self) {
+        self.routes
+            .patterns_changed(!self.patterns.is_empty(), self.channels.slab.id_bound());
     }
 
     /// `PUBLISH channel`: calls `deliver` once per delivery, with the
@@ -773,21 +799,51 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     ) -> usize {
         let mut n = 0;
         let mut name = None;
-        if let Some(entry) = self.channels.get(channel) {
-            name = Some(&entry.name);
-            let subs = entry.subs.as_slice();
-            for &s in subs {
-                deliver(s, None, name);
+        let mut route = None;
+        if let Some(id) = self.channels.id_of(channel) {
+            if let Some(entry) = self.channels.slab.get(id) {
+                name = Some(&entry.name);
+                let subs = entry.subs.as_slice();
+                for &s in subs {
+                    deliver(s, None, name);
+                }
+                n += subs.len();
+                route = Some(id);
             }
-            n += subs.len();
         }
-        self.patterns.for_each_match(channel, |pattern, subs| {
-            let subs = subs.as_slice();
-            for &s in subs {
-                deliver(s, Some(pattern), name);
+        if self.patterns.is_empty() {
+            return n;
+        }
+        // A channel with exact subscribers remembers what matched it last
+        // time (see `crate::routes`); several matches are not cached.
+        if let Some(id) = route {
+            match self.routes.get(id) {
+                Cached::NoPattern => return n,
+                Cached::One(pattern_id) => {
+                    if let Some((pattern, subs)) = self.patterns.by_id(pattern_id) {
+                        let subs = subs.as_slice();
+                        for &s in subs {
+                            deliver(s, Some(pattern), name);
+                        }
+                        return n + subs.len();
+                    }
+                }
+                Cached::Unknown => {}
             }
-            n += subs.len();
-        });
+        }
+        let mut found = Found::Nothing;
+        self.patterns
+            .for_each_match_id(channel, |pattern_id, pattern, subs| {
+                found = found.and(pattern_id);
+                let subs = subs.as_slice();
+                for &s in subs {
+                    deliver(s, Some(pattern), name);
+                }
+                n += subs.len();
+            });
+        if let Some(id) = route {
+            self.routes.set(id, found);
+        }
         n
     }
 
@@ -907,6 +963,22 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     pub fn check_invariants(&self) {
         self.patterns.check_invariants();
         self.channels.check_invariants();
+        // Every cached route says what the index says now.
+        for (id, n) in self.channels.slab.iter() {
+            let cached = self.routes.get(id);
+            if cached == Cached::Unknown {
+                continue;
+            }
+            let mut found = Found::Nothing;
+            self.patterns
+                .for_each_match_id(&n.name, |pattern_id, _, _| found = found.and(pattern_id));
+            let expected = match found {
+                Found::Nothing => Cached::NoPattern,
+                Found::One(pattern_id) => Cached::One(pattern_id),
+                Found::Several => Cached::Unknown,
+            };
+            assert_eq!(cached, expected, "the cached route of channel {id}");
+        }
         self.shard_channels.check_invariants();
         self.subscribers.check_invariants();
         assert_eq!(
