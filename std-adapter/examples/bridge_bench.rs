@@ -25,11 +25,11 @@
 //! alternating, and the median run is reported.
 //!
 //! A fourth row runs the bridge with node B's subscriber set to spin
-//! ([`tidings::Options::spin`], `SPIN_US` microseconds, default 100) before
+//! ([`tidings::Options::spin`], `SPIN_US` microseconds, default 200) before
 //! it sleeps: the latency a subscriber with a core to spare can have.
 //!
 //! Environment: `MESSAGES` (default 20000), `PAYLOAD` bytes (default 64),
-//! `RUNS` (default 5), `SPIN_US` (default 100).
+//! `RUNS` (default 5), `SPIN_US` (default 200).
 
 use std::time::{Duration, Instant};
 
@@ -216,7 +216,7 @@ fn main() {
     // Warm up every path (connections, page faults, CPU frequency).
     bare(&url, base, messages / 10 + 1, payload, false);
     bare(&url, base, messages / 10 + 1, payload, true);
-    let spin = Duration::from_micros(env("SPIN_US", 100) as u64);
+    let spin = Duration::from_micros(env("SPIN_US", 200) as u64);
     bridged(&url, base, messages / 10 + 1, payload, Duration::ZERO);
     bridged(&url, base, messages / 10 + 1, payload, spin);
 

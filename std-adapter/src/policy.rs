@@ -99,7 +99,9 @@ impl Options {
     ///
     /// Spinning trades CPU for latency: a message that arrives while the
     /// receiver spins is taken without the wake-up of a sleeping thread,
-    /// which costs tens of microseconds on a busy or virtual machine. Use
+    /// which costs tens of microseconds on a busy or virtual machine. The
+    /// receiver polls in short rounds and yields the CPU between them, so
+    /// other runnable threads (often the ones about to send) still get it. Use
     /// it for a few latency-critical subscribers with a core to spare, not
     /// for thousands. Nothing else changes: order, loss and disconnection
     /// are reported exactly as without it. `select!` over
