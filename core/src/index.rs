@@ -67,7 +67,7 @@ use smallvec::SmallVec;
 
 use crate::glob::{FixedLiteral, Pattern, load_le};
 use crate::registry::mostly_empty;
-use crate::slab::{CapacityError, NO_ID, Slab};
+use crate::slab::{CapacityError, NO_ID, Slab, unlink};
 
 /// Patterns stored by their source bytes, each with a value, found by the
 /// channels they match.
@@ -564,16 +564,10 @@ impl<V> PatternIndex<V> {
     pub(crate) fn remove_by_id(&mut self, id: u32) -> Option<(Pattern, V)> {
         let e = self.entries.get(id)?;
         let hash = self.hasher.hash_one(e.pattern.as_bytes());
-        if let Ok(found) = self.by_source.find_entry(hash, |&other| other == id) {
-            found.remove();
-        }
-        if mostly_empty(self.by_source.len(), self.by_source.capacity()) {
-            let (entries, hasher) = (&self.entries, &self.hasher);
-            self.by_source
-                .shrink_to(self.by_source.len() * 2, |&other| {
-                    rehash(entries, hasher, other)
-                });
-        }
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        unlink(&mut self.by_source, hash, id, |&other| {
+            rehash(entries, hasher, other)
+        });
         self.unfile(id);
         let entry = self.entries.remove(id)?;
         if self.entries.len() == 0 {

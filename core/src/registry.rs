@@ -65,7 +65,7 @@ use crate::glob::{Pattern, bytes_eq};
 use crate::held::{Held, Sets, Space};
 use crate::index::PatternIndex;
 use crate::routes::{Cached, Found, Routes};
-use crate::slab::{CapacityError, Slab};
+use crate::slab::{CapacityError, Slab, unlink};
 
 /// The kind of a confirmation, named as Redis names it in the reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -263,14 +263,10 @@ impl<S: Copy + Eq> Names<S> {
             return None;
         }
         let hash = self.hasher.hash_one(&*self.slab.get(id)?.name);
-        if let Ok(found) = self.table.find_entry(hash, |&other| other == id) {
-            found.remove();
-        }
-        if mostly_empty(self.table.len(), self.table.capacity()) {
-            let (slab, hasher) = (&self.slab, &self.hasher);
-            self.table
-                .shrink_to(self.table.len() * 2, |&other| rehash(slab, hasher, other));
-        }
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        unlink(&mut self.table, hash, id, |&other| {
+            rehash(slab, hasher, other)
+        });
         self.slab.remove(id).map(|n| n.name)
     }
 
@@ -559,16 +555,10 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// Removes record `sid` and returns it.
     fn remove_sub(&mut self, sid: u32) -> Option<Subscriber<S>> {
         let hash = self.hasher.hash_one(self.subscribers.get(sid)?.id);
-        if let Ok(found) = self.by_subscriber.find_entry(hash, |&other| other == sid) {
-            found.remove();
-        }
-        if mostly_empty(self.by_subscriber.len(), self.by_subscriber.capacity()) {
-            let (slab, hasher) = (&self.subscribers, &self.hasher);
-            self.by_subscriber
-                .shrink_to(self.by_subscriber.len() * 2, |&other| {
-                    slab.get(other).map_or(0, |r| hasher.hash_one(r.id))
-                });
-        }
+        let (slab, hasher) = (&self.subscribers, &self.hasher);
+        unlink(&mut self.by_subscriber, hash, sid, |&other| {
+            slab.get(other).map_or(0, |r| hasher.hash_one(r.id))
+        });
         self.subscribers.remove(sid)
     }
 

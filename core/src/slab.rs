@@ -15,6 +15,10 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use hashbrown::HashTable;
+
+use crate::registry::mostly_empty;
+
 /// The most values a slab holds: ids run from 0 to `MAX_LEN - 1`, and
 /// `u32::MAX` stays free to mean "no id".
 pub(crate) const MAX_LEN: usize = u32::MAX as usize;
@@ -136,6 +140,18 @@ impl<T> Slab<T> {
         if self.len == 0 {
             assert!(self.slots.is_empty(), "an empty slab holds no slots");
         }
+    }
+}
+
+/// Removes `id`, stored under `hash`, from a table of slab ids, and gives
+/// memory back once the table is mostly empty; `rehash` gives the hash of
+/// any other id in it.
+pub(crate) fn unlink(table: &mut HashTable<u32>, hash: u64, id: u32, rehash: impl Fn(&u32) -> u64) {
+    if let Ok(found) = table.find_entry(hash, |&other| other == id) {
+        found.remove();
+    }
+    if mostly_empty(table.len(), table.capacity()) {
+        table.shrink_to(table.len() * 2, rehash);
     }
 }
 
