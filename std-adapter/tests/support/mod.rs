@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a publish that checks its own
-//! accounting, a watchdog for multi-threaded tests, and a tiny seeded RNG.
+//! accounting, a watchdog for multi-threaded tests, a tiny seeded RNG, and
+//! the skip of a test whose server or browser is missing.
 
+use std::io::Write;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -102,3 +104,16 @@ impl Rng {
 /// The watchdog limit for single-threaded tests whose failure could block
 /// forever in a receive.
 pub const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// Skips `test`, which needs what is `missing` here, or fails it under CI
+/// (`$CI` set and not `false`), which must run it; `how` says how to provide
+/// it. The skip is written straight to stderr, past the harness's capture of
+/// `eprintln!`, so that it shows.
+pub fn skip_unless_ci(test: &str, missing: &str, how: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    assert!(!ci, "{missing}: CI must run {test} ({how})");
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: {missing} ({how}) ***\n"
+    );
+}
