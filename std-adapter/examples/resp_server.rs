@@ -52,8 +52,9 @@
 //!
 //! # Differences from Redis
 //!
-//! - Commands outside pub/sub are unknown here, also in subscribed mode,
-//!   where Redis would answer `GET` with the mode restriction.
+//! - Commands outside pub/sub are unknown here (Redis would run them),
+//!   except in subscribed RESP2 mode, where they get the mode restriction
+//!   as from Redis.
 //! - The pub/sub limit counts messages, not bytes, and has no soft limit.
 //! - Stricter framing: a negative array count other than the null array
 //!   `*-1` is an error (Redis skips it), the CRLF after a bulk string is
