@@ -95,7 +95,10 @@
 //! receive those messages in one and the same order.
 //!
 //! **Queues are bounded, and loss is never silent.** Each subscriber's queue
-//! holds at most its capacity. A publish that finds it full applies the
+//! holds at most its capacity (above the default capacity, publishers on
+//! different channels racing at the limit may each add one more; see
+//! [`Options::capacity`], which also says when queue memory is allocated).
+//! A publish that finds it full applies the
 //! subscriber's [`Policy`], counts the outcome in [`Subscriber::stats`] and
 //! [`Broker::metrics`], and still counts the delivery in its return value:
 //! `publish` returns what it queued plus what policies dropped.

@@ -1,7 +1,8 @@
 //! Per-subscriber bounded queues and what happens when one is full.
 //!
-//! Every subscriber owns a bounded crossbeam channel. A publish that finds it
-//! full applies the subscriber's [`Policy`]; whatever the policy, the loss is
+//! Every subscriber owns a crossbeam channel holding at most its capacity
+//! (preallocated up to [`Options::DEFAULT_CAPACITY`], grown with the backlog
+//! above it; see [`Options::capacity`]). A publish that finds it full applies the subscriber's [`Policy`]; whatever the policy, the loss is
 //! counted in [`SubscriberStats`] and the broker's [`Metrics`](crate::Metrics),
 //! and [`Policy::DropOldest`] and [`Policy::Disconnect`] also tell the
 //! subscriber in its stream. Nothing here ever grows without bound.
@@ -81,6 +82,34 @@ impl Options {
     pub const DEFAULT_CAPACITY: usize = 1024;
 
     /// Sets the queue capacity in messages; it must be at least 1.
+    ///
+    /// **Memory.** A queue of up to [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY)
+    /// messages is allocated whole when the subscriber is created (24 bytes a
+    /// message). A larger one grows in blocks of 31 messages as its backlog
+    /// does and gives them back as they are taken, so a large limit costs
+    /// memory only while the subscriber actually falls behind, like Redis's
+    /// output buffers. A [`Policy::Block`] queue is always allocated whole.
+    ///
+    /// **Exactness.** The capacity is exact for one publishing thread, and for
+    /// any number of them when the queue is preallocated or its policy is
+    /// [`Policy::DropOldest`] or [`Policy::Block`]. A larger
+    /// [`Policy::Disconnect`] or [`Policy::DropNewest`] queue checks its length
+    /// before each message, so publishers on different channels that reach it
+    /// at the same instant may each add one message past the capacity.
+    ///
+    /// ```
+    /// use tidings::{Broker, Options, Policy};
+    ///
+    /// let broker = Broker::new();
+    /// // A generous limit, like Redis's 32 MB for pub/sub clients: it costs
+    /// // nothing until this subscriber falls behind.
+    /// let mut sub = broker.subscriber_with(Options::new().capacity(1 << 20).policy(Policy::DropNewest));
+    /// sub.subscribe("ticks");
+    /// for i in 0..3 {
+    ///     broker.publish("ticks", i);
+    /// }
+    /// assert_eq!(sub.len(), 3);
+    /// ```
     pub const fn capacity(mut self, capacity: usize) -> Options {
         self.capacity = capacity;
         self
@@ -242,6 +271,25 @@ pub(crate) enum Offer<T> {
     Overflowed,
 }
 
+/// Queues up to this many messages are preallocated; larger ones grow and
+/// shrink with their backlog.
+pub(crate) const PREALLOCATED_UP_TO: usize = Options::DEFAULT_CAPACITY;
+
+/// Whether a queue with these options is an unbounded channel whose capacity
+/// is enforced by its length rather than a preallocated bounded one.
+///
+/// A bounded crossbeam channel allocates every slot up front (24 bytes each
+/// here): 786 KB for a subscriber with a 32,768-message limit that never
+/// falls behind. Above [`PREALLOCATED_UP_TO`] the queue is a linked list of
+/// 31-slot blocks instead, allocated as messages arrive and freed as they
+/// are taken: memory follows the backlog, as Redis's output buffers do. It
+/// costs a length check per delivery and a block allocation per 31
+/// messages, which is why small queues keep the preallocated form. `Block`
+/// always preallocates: its publishers wait on the bounded channel for room.
+fn counted(options: Options) -> bool {
+    options.capacity > PREALLOCATED_UP_TO && !matches!(options.policy, Policy::Block { .. })
+}
+
 /// The publisher's side of one subscriber's queue.
 pub(crate) struct Queue<T> {
     tx: Sender<Envelope<T>>,
@@ -250,6 +298,9 @@ pub(crate) struct Queue<T> {
     /// channel and a publisher waiting under `Block` returns at once.
     rx: Option<Receiver<Envelope<T>>>,
     pub(crate) options: Options,
+    /// The channel is unbounded and grows with the backlog; the capacity is
+    /// enforced by checking its length before each send (see [`counted`]).
+    counted: bool,
     /// Next sequence number; held while a `DropOldest` queue is written so
     /// that sequence numbers enter the queue in order.
     seq: Mutex<u64>,
@@ -275,12 +326,18 @@ impl Drop for CloseNotice {
 
 impl<T> Queue<T> {
     pub(crate) fn new(options: Options) -> (Queue<T>, Receiver<Envelope<T>>) {
-        let (tx, rx) = crossbeam_channel::bounded(options.capacity);
+        let counted = counted(options);
+        let (tx, rx) = if counted {
+            crossbeam_channel::unbounded()
+        } else {
+            crossbeam_channel::bounded(options.capacity)
+        };
         let stats = Arc::new(Stats::default());
         let queue = Queue {
             tx,
             rx: (options.policy == Policy::DropOldest).then(|| rx.clone()),
             options,
+            counted,
             seq: Mutex::new(0),
             closed: AtomicBool::new(false),
             stats: Arc::clone(&stats),
@@ -295,10 +352,10 @@ impl<T> Queue<T> {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return Offer::Dropped;
         }
-        let outcome = match self.options.policy {
-            Policy::DropOldest => return self.offer_drop_oldest(message),
-            _ => self.tx.try_send(Envelope { seq: 0, message }),
-        };
+        if self.options.policy == Policy::DropOldest {
+            return self.offer_drop_oldest(message);
+        }
+        let outcome = self.try_send(Envelope { seq: 0, message });
         match outcome {
             Ok(()) => {
                 self.stats.notify();
@@ -330,6 +387,16 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Sends without blocking; `Full` at the capacity, whichever the
+    /// channel's flavour.
+    #[inline]
+    fn try_send(&self, envelope: Envelope<T>) -> Result<(), TrySendError<Envelope<T>>> {
+        if self.counted && self.tx.len() >= self.options.capacity {
+            return Err(TrySendError::Full(envelope));
+        }
+        self.tx.try_send(envelope)
+    }
+
     fn offer_drop_oldest(&self, message: Message<T>) -> Offer<T> {
         let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
         let mut envelope = Envelope { seq: *seq, message };
@@ -338,7 +405,7 @@ impl<T> Queue<T> {
         // Only this thread writes the queue now, and the subscriber only
         // removes: after discarding one message there is room.
         for _ in 0..2 {
-            match self.tx.try_send(envelope) {
+            match self.try_send(envelope) {
                 Ok(()) => {
                     self.stats.notify();
                     return if lagged {

@@ -530,3 +530,41 @@ fn block_wait_ends_when_the_subscriber_is_dropped() {
         assert!(broker.is_idle());
     });
 }
+
+/// Queues above the default capacity grow with their backlog instead of
+/// being allocated whole; each policy still takes effect at exactly the
+/// capacity (one publishing thread here).
+#[test]
+fn a_queue_larger_than_the_default_applies_its_policy_at_its_capacity() {
+    let capacity = Options::DEFAULT_CAPACITY * 3 + 7;
+    let n = u32::try_from(capacity).unwrap();
+    let broker: Broker<u32> = Broker::new();
+    let mut newest = with(&broker, capacity, Policy::DropNewest);
+    let mut oldest = with(&broker, capacity, Policy::DropOldest);
+    let mut gone = with(&broker, capacity, Policy::Disconnect);
+    for sub in [&mut newest, &mut oldest, &mut gone] {
+        sub.subscribe("ch");
+    }
+    for i in 0..n + 2 {
+        publish(&broker, "ch", i);
+    }
+
+    assert_eq!(newest.len(), capacity);
+    assert_eq!(newest.stats().dropped, 2);
+    let kept: Vec<_> = drain(&mut newest);
+    assert_eq!(kept, (0..n).map(Ok).collect::<Vec<_>>());
+
+    assert_eq!(oldest.len(), capacity);
+    assert_eq!(oldest.stats().lagged, 2);
+    let mut expected = vec![Err(RecvError::Lagged(2))];
+    expected.extend((2..n + 2).map(Ok));
+    assert_eq!(drain(&mut oldest), expected);
+
+    assert!(gone.stats().disconnected);
+    assert_eq!(gone.len(), capacity);
+    let mut expected: Vec<_> = (0..n).map(Ok).collect();
+    expected.push(Err(RecvError::Disconnected(DisconnectReason::Overflow {
+        capacity,
+    })));
+    assert_eq!(drain(&mut gone), expected);
+}
