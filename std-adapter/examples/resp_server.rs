@@ -43,19 +43,29 @@
 //! malformed frame, gets Redis's `-ERR Protocol error: …` reply and the
 //! connection is closed.
 //!
-//! The connection's subscriber has a queue of `--pubsub-limit` *messages*
-//! and [`Policy::Disconnect`]: a client that stops reading fills its socket,
-//! then its queue, and is disconnected, like Redis's hard
-//! `client-output-buffer-limit pubsub` (the limit is counted in messages,
-//! not bytes; there is no soft limit). The server and its other clients
-//! carry on. A disconnected client's subscriptions are all removed.
+//! A client that stops reading is handled as by Redis's
+//! `client-output-buffer-limit pubsub <hard> <soft> <seconds>`, set with
+//! `--pubsub-limit` (default `32mb 8mb 60`, Redis's): once its socket is
+//! full, its messages wait in the connection's output buffer, and when the
+//! bytes pending there reach the hard limit, or stay at or above the soft
+//! limit for more than the soft seconds, the client is disconnected. The
+//! bytes counted are the RESP messages not yet written. Messages reach that
+//! buffer from the connection's tidings [`Subscriber`] (a queue with
+//! [`Policy::Disconnect`] at 1,048,576 messages, which grows with its
+//! backlog): when the connection is idle, after each partial write while
+//! the client reads slowly, and every 50 ms while its socket takes nothing,
+//! so the limits are checked at least that often. The
+//! server and its other clients carry on. A disconnected client's
+//! subscriptions are all removed.
 //!
 //! # Differences from Redis
 //!
 //! - Commands outside pub/sub are unknown here (Redis would run them),
 //!   except in subscribed RESP2 mode, where they get the mode restriction
 //!   as from Redis.
-//! - The pub/sub limit counts messages, not bytes, and has no soft limit.
+//! - The pub/sub limit counts the RESP bytes of pending messages, where
+//!   Redis counts the memory of its reply buffers (a little more); a client
+//!   also goes once 1,048,576 messages wait, even with both limits off.
 //! - Stricter framing: a negative array count other than the null array
 //!   `*-1` is an error (Redis skips it), the CRLF after a bulk string is
 //!   checked (Redis skips two bytes), and a request may not have more than
@@ -71,7 +81,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tidings::crossbeam_channel::{Receiver, Select};
@@ -93,43 +103,79 @@ use commands::{
 const REDIS_VERSION: &str = "7.2.0";
 /// The output buffer is flushed when it grows past this.
 const FLUSH_AT: usize = 64 * 1024;
-/// A blocked write wakes up this often to check for a pub/sub overflow.
+/// A blocked write wakes up this often to move what the subscriber queued
+/// meanwhile into the output buffer and check the pub/sub limits.
 const WRITE_POLL: Duration = Duration::from_millis(50);
+/// Each subscriber's tidings queue, in messages: what a connection may hold
+/// between two moves into its output buffer (at most [`WRITE_POLL`] apart),
+/// and the only bound when both byte limits are off. Above the default
+/// capacity a tidings queue grows with its backlog, so this costs nothing
+/// while the client keeps up.
+const QUEUE_MESSAGES: usize = 1 << 20;
 
 /// Server settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Config {
-    /// Each connection's subscriber queue, in messages: the analogue of the
-    /// hard `client-output-buffer-limit pubsub` (Redis's 32mb is about 32,768
-    /// messages of 1 KiB).
-    pub(crate) pubsub_limit: usize,
+    /// Redis's `client-output-buffer-limit pubsub <hard> <soft> <seconds>`:
+    /// a subscribed client whose pending output reaches `hard` bytes, or
+    /// stays at or above `soft` bytes for more than `soft_seconds`, is
+    /// disconnected. Zero turns a limit off.
+    pub(crate) hard_limit: u64,
+    pub(crate) soft_limit: u64,
+    pub(crate) soft_seconds: u64,
 }
 
 impl Default for Config {
+    /// Redis's defaults: `32mb 8mb 60`.
     fn default() -> Self {
         Config {
-            pubsub_limit: 32 * 1024,
+            hard_limit: 32 << 20,
+            soft_limit: 8 << 20,
+            soft_seconds: 60,
         }
     }
 }
 
 const USAGE: &str = "\
-Usage: resp_server [--bind ADDR] [--pubsub-limit MESSAGES]
+Usage: resp_server [--bind ADDR] [--pubsub-limit HARD SOFT SECONDS]
 
 A Redis-protocol pub/sub server on tidings.
 
 Options:
   --bind ADDR                Address to listen on [default: 127.0.0.1:6380]
-  --pubsub-limit MESSAGES    Per-client queue of undelivered pub/sub messages;
-                             a client that falls further behind is
-                             disconnected, like Redis's hard
-                             client-output-buffer-limit pubsub. Counted in
-                             messages, not bytes. [default: 32768]
+  --pubsub-limit HARD SOFT SECONDS
+                             Redis's client-output-buffer-limit pubsub: a
+                             subscribed client whose pending output reaches
+                             HARD bytes, or stays at or above SOFT bytes for
+                             more than SECONDS, is disconnected. Sizes take
+                             Redis's units (k, kb, m, mb, g, gb); 0 turns a
+                             limit off. [default: 32mb 8mb 60]
   -h, --help                 Print this help";
+
+/// A size in Redis's config syntax (`memtoull`): digits and an optional
+/// case-insensitive unit, `b`, `k` (1000), `kb` (1024), `m`, `mb`, `g` or
+/// `gb`.
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = s.split_at(digits);
+    let unit: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(unit)
+}
 
 /// Parses the command line: the address to bind and the settings, or a
 /// message for the user (the usage text for `--help`).
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<(String, Config), String> {
+pub(crate) fn parse_args(
+    args: impl IntoIterator<Item = String>,
+) -> Result<(String, Config), String> {
     let mut bind = "127.0.0.1:6380".to_string();
     let mut config = Config::default();
     let mut args = args.into_iter();
@@ -141,15 +187,21 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<(String, Config)
         match arg.as_str() {
             "--bind" => bind = value("--bind")?,
             "--pubsub-limit" => {
-                let v = value("--pubsub-limit")?;
-                config.pubsub_limit = match v.parse() {
-                    Ok(n) if n > 0 => n,
-                    _ => {
-                        return Err(format!(
-                            "--pubsub-limit must be a positive number of messages, not {v:?}"
-                        ));
-                    }
+                let (hard, soft, seconds) = (
+                    value("--pubsub-limit")?,
+                    value("--pubsub-limit")?,
+                    value("--pubsub-limit")?,
+                );
+                let size = |v: &str| {
+                    parse_size(v).ok_or(format!(
+                        "--pubsub-limit takes sizes like 32mb or 0, not {v:?}"
+                    ))
                 };
+                config.hard_limit = size(&hard)?;
+                config.soft_limit = size(&soft)?;
+                config.soft_seconds = seconds.parse().map_err(|_| {
+                    format!("--pubsub-limit takes a whole number of seconds, not {seconds:?}")
+                })?;
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
@@ -186,8 +238,8 @@ fn main() {
         }
     };
     eprintln!(
-        "resp_server: listening on {bind} (pubsub limit {} messages)",
-        config.pubsub_limit
+        "resp_server: listening on {bind} (client-output-buffer-limit pubsub {} {} {})",
+        config.hard_limit, config.soft_limit, config.soft_seconds
     );
     if let Err(e) = serve(listener, config) {
         eprintln!("resp_server: {e}");
@@ -295,6 +347,8 @@ struct Connection {
     name: Option<Vec<u8>>,
     /// Set once the socket is shut down and the subscriber dropped.
     closed: bool,
+    /// Since when the pending output has been at or above the soft limit.
+    soft_since: Option<Instant>,
 }
 
 fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
@@ -331,6 +385,7 @@ fn connection(stream: TcpStream, broker: Broker<Bytes>, config: Config, id: u64)
         held_shard: 0,
         name: None,
         closed: false,
+        soft_since: None,
     }));
     let socket = Socket {
         stream,
@@ -402,34 +457,42 @@ impl Connection {
         if let Some(sub) = self.sub.take() {
             if sub.stats().disconnected {
                 eprintln!(
-                    "resp_server: client {} disconnected for overcoming the pubsub limit of {} messages",
-                    self.id, self.config.pubsub_limit
+                    "resp_server: client {} disconnected: {QUEUE_MESSAGES} pub/sub messages queued",
+                    self.id
                 );
             }
         }
     }
 
-    /// Writes the output buffer out. While the socket is full, checks every
-    /// [`WRITE_POLL`] whether the subscriber was disconnected for falling
-    /// behind, and if so gives up.
+    /// Writes the output buffer out. Until what it held on entry is written,
+    /// messages the subscriber queues meanwhile join it after each write, so
+    /// a client that reads slower than it is sent to builds up pending
+    /// output, as in Redis, and the pub/sub limits apply to it. While the
+    /// socket accepts nothing, this wakes every [`WRITE_POLL`] to do the
+    /// same, so a client that stopped reading is disconnected in time.
     fn flush(&mut self) -> io::Result<()> {
+        let target = self.out.buf.len();
         let mut written = 0;
         while written < self.out.buf.len() {
-            match self.stream.write(&self.out.buf[written..]) {
+            let stalled = match self.stream.write(&self.out.buf[written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) => {
+                    written += n;
+                    false
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    if self.sub.as_ref().is_some_and(|s| s.stats().disconnected) {
-                        return Err(overflow_error());
-                    }
+                    true
                 }
                 Err(e) => return Err(e),
+            };
+            if stalled || written < target {
+                self.take_queued(written)?;
             }
         }
         self.out.buf.clear();
@@ -438,8 +501,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes the messages queued now (not those that arrive meanwhile).
-    fn drain(&mut self) -> io::Result<()> {
+    /// Moves the messages queued now (not those that arrive meanwhile) into
+    /// the output buffer, whose first `written` bytes have been sent, and
+    /// applies the limits to the rest.
+    fn take_queued(&mut self, written: usize) -> io::Result<()> {
         let queued = self.sub.as_ref().map_or(0, Subscriber::len);
         for _ in 0..queued {
             let Some(sub) = self.sub.as_mut() else {
@@ -450,12 +515,51 @@ impl Connection {
                 Err(tidings::TryRecvError::Disconnected(_)) => return Err(overflow_error()),
                 Err(_) => break,
             }
-            if self.out.buf.len() >= FLUSH_AT {
-                self.flush()?;
-            }
+            self.check_limits(self.out.buf.len() - written)?;
         }
         if self.sub.as_ref().is_some_and(|s| s.stats().disconnected) {
             return Err(overflow_error());
+        }
+        self.check_limits(self.out.buf.len() - written)
+    }
+
+    /// Redis's `client-output-buffer-limit` check on `pending` bytes: an
+    /// error once they reach the hard limit, or after they stayed at or
+    /// above the soft limit for more than its seconds.
+    fn check_limits(&mut self, pending: usize) -> io::Result<()> {
+        let pending = pending as u64;
+        let Config {
+            hard_limit: hard,
+            soft_limit: soft,
+            soft_seconds: seconds,
+        } = self.config;
+        if hard > 0 && pending >= hard {
+            eprintln!(
+                "resp_server: client {} disconnected: {pending} bytes of pub/sub output pending, hard limit {hard}",
+                self.id
+            );
+            return Err(overflow_error());
+        }
+        if soft == 0 || pending < soft {
+            self.soft_since = None;
+            return Ok(());
+        }
+        let since = *self.soft_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > Duration::from_secs(seconds) {
+            eprintln!(
+                "resp_server: client {} disconnected: pub/sub output at or above the soft limit {soft} for over {seconds} s",
+                self.id
+            );
+            return Err(overflow_error());
+        }
+        Ok(())
+    }
+
+    /// Writes the messages queued now; flushes once the buffer is large.
+    fn drain(&mut self) -> io::Result<()> {
+        self.take_queued(0)?;
+        if self.out.buf.len() >= FLUSH_AT {
+            self.flush()?;
         }
         Ok(())
     }
@@ -465,12 +569,11 @@ impl Connection {
             sub,
             start_pump,
             broker,
-            config,
             ..
         } = self;
         sub.get_or_insert_with(|| {
             let options = Options::new()
-                .capacity(config.pubsub_limit)
+                .capacity(QUEUE_MESSAGES)
                 .policy(Policy::Disconnect);
             let sub = broker.subscriber_with(options);
             *start_pump = Some(sub.receiver().clone());

@@ -1032,12 +1032,16 @@ mod lifecycle {
         q.call(&[b"PUBSUB", b"CHANNELS"], b"*0\r\n");
     }
 
+    /// Without a byte limit the slow client below would be disconnected
+    /// only after a million queued messages (16 GiB here): the bound on
+    /// publishes fails first.
     #[test]
-    fn a_slow_client_is_disconnected_while_the_others_carry_on() {
-        const LIMIT: usize = 1024;
+    fn a_slow_client_is_disconnected_at_the_hard_limit_while_the_others_carry_on() {
         const MAX_MESSAGES: usize = 20_000;
         let addr = start(Config {
-            pubsub_limit: LIMIT,
+            hard_limit: 4 << 20,
+            soft_limit: 0,
+            soft_seconds: 0,
         });
         let payload = |i: usize| format!("{i:08}{}", "x".repeat(16 * 1024)).into_bytes();
 
@@ -1076,7 +1080,7 @@ mod lifecycle {
         });
 
         // Publish until `slow` is dropped: the kernel's socket buffers fill,
-        // then its queue of LIMIT messages overflows.
+        // then its pending output passes the hard limit.
         let mut publisher = Client::connect(addr);
         let mut published = 0;
         while publisher.int(&[b"PUBLISH", b"firehose", &payload(published)]) == 2 {
@@ -1115,5 +1119,97 @@ mod lifecycle {
 
         let mut newcomer = Client::connect(addr);
         newcomer.call(&[b"PING"], b"+PONG\r\n");
+    }
+
+    /// `slow` stops reading with more than the soft limit pending and no
+    /// more messages coming: it stays subscribed for the soft seconds, then
+    /// goes; a hard limit would have removed it at once.
+    #[test]
+    fn a_client_above_the_soft_limit_goes_after_the_soft_seconds() {
+        const SECONDS: u64 = 2;
+        let addr = start(Config {
+            hard_limit: 0,
+            soft_limit: 64 * 1024,
+            soft_seconds: SECONDS,
+        });
+        let mut slow = Client::connect(addr);
+        slow.call(
+            &[b"SUBSCRIBE", b"firehose"],
+            &confirm("subscribe", Some(b"firehose"), 1),
+        );
+        let mut publisher = Client::connect(addr);
+        let start = Instant::now();
+        // 16 MiB: more than loopback's socket buffers hold, so that more
+        // than the soft limit stays pending in the server.
+        let payload = vec![b'x'; 64 * 1024];
+        for _ in 0..256 {
+            assert_eq!(publisher.int(&[b"PUBLISH", b"firehose", &payload]), 1);
+        }
+        let numsub = |publisher: &mut Client| {
+            publisher.send(&[b"PUBSUB", b"NUMSUB", b"firehose"]);
+            match publisher.frame() {
+                Frame::Array(pair) => pair[1] == Frame::Int(1),
+                other => panic!("{other:?}"),
+            }
+        };
+        if start.elapsed() < Duration::from_secs(SECONDS / 2) {
+            assert!(
+                numsub(&mut publisher),
+                "the soft limit acted like a hard one"
+            );
+        }
+        while numsub(&mut publisher) {
+            assert!(
+                start.elapsed() < Duration::from_secs(SECONDS + 10),
+                "a client above the soft limit was never disconnected"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            start.elapsed() > Duration::from_secs(SECONDS),
+            "disconnected after {:?}, before the soft seconds",
+            start.elapsed()
+        );
+        let mut newcomer = Client::connect(addr);
+        newcomer.call(&[b"PING"], b"+PONG\r\n");
+    }
+
+    #[test]
+    fn the_pubsub_limit_takes_redis_sizes() {
+        let parse = |args: &[&str]| {
+            resp_server::parse_args(args.iter().map(ToString::to_string)).map(|(_, c)| c)
+        };
+        let limits = |hard, soft, soft_seconds| Config {
+            hard_limit: hard,
+            soft_limit: soft,
+            soft_seconds,
+        };
+        assert_eq!(parse(&[]), Ok(limits(32 << 20, 8 << 20, 60)));
+        assert_eq!(
+            parse(&["--pubsub-limit", "32mb", "8mb", "60"]),
+            Ok(Config::default())
+        );
+        assert_eq!(
+            parse(&["--pubsub-limit", "1GB", "100k", "0"]),
+            Ok(limits(1 << 30, 100_000, 0))
+        );
+        assert_eq!(
+            parse(&["--pubsub-limit", "0", "2kb", "5"]),
+            Ok(limits(0, 2048, 5))
+        );
+        assert_eq!(
+            parse(&["--pubsub-limit", "7", "1m", "1"]),
+            Ok(limits(7, 1_000_000, 1))
+        );
+        for bad in [
+            &["--pubsub-limit", "32mb", "8mb"][..],
+            &["--pubsub-limit", "32xb", "8mb", "60"],
+            &["--pubsub-limit", "-1", "8mb", "60"],
+            &["--pubsub-limit", "mb", "8mb", "60"],
+            &["--pubsub-limit", "32mb", "8mb", "1.5"],
+            &["--pubsub-limit", "99999999999gb", "0", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }
