@@ -8,12 +8,13 @@
 # `start` installs Debian's redis-server and redis-tools when missing
 # (apt-get update first), starts on loopback, with no persistence
 # (--save '' --appendonly no):
-#   - one standalone server, and
+#   - one standalone server, on a TCP port and a Unix socket, and
 #   - a 3-master Redis Cluster (--cluster-enabled yes, config files in a
 #     temporary directory, joined with `redis-cli --cluster create`),
 # waits until the cluster reports cluster_state:ok on every node, and prints
 # on stdout only the lines to eval:
 #   export TIDINGS_REDIS_URL=redis://127.0.0.1:PORT
+#   export TIDINGS_REDIS_UNIX=unix:///tmp/tidings-redis-ci/redis.sock (the same server)
 #   export TIDINGS_REDIS_CLUSTER=127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
 # Progress goes to stderr. Ports start at TIDINGS_REDIS_PORT (default 6391)
 # and TIDINGS_REDIS_CLUSTER_PORT (default 7391); busy ones are skipped (a
@@ -94,7 +95,9 @@ start() {
   mkdir -p "$state/cluster"
   local port p nodes=() list=""
   port=$(pick_port "${TIDINGS_REDIS_PORT:-6391}")
-  start_server "$port" "$state"
+  # The standalone server also listens on a Unix socket, for the bridge's
+  # Unix-socket test.
+  start_server "$port" "$state" --unixsocket "$state/redis.sock" --unixsocketperm 700
   wait_ping "$port"
 
   p="${TIDINGS_REDIS_CLUSTER_PORT:-7391}"
@@ -125,6 +128,7 @@ start() {
   list=$(IFS=,; echo "${nodes[*]}")
   say "standalone on 127.0.0.1:$port, cluster on $list"
   echo "export TIDINGS_REDIS_URL=redis://127.0.0.1:$port"
+  echo "export TIDINGS_REDIS_UNIX=unix://$state/redis.sock"
   echo "export TIDINGS_REDIS_CLUSTER=$list"
 }
 

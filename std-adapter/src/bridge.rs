@@ -238,8 +238,9 @@ where
     T: Clone + Send + Sync + 'static + AsRef<[u8]> + From<Vec<u8>>,
 {
     /// Bridges `broker` to the standalone Redis server at `url`
-    /// (`redis://[[user]:password@]host[:port][/db]`, plain TCP), with the
-    /// default settings. Returns once connected, or the reason it could not
+    /// (`redis://[[user]:password@]host[:port][/db]` over plain TCP, or on
+    /// Unix a Unix socket: `unix:///path/redis.sock`, with `?pass=…` if
+    /// needed), with the default settings. Returns once connected, or the reason it could not
     /// connect.
     pub fn connect(broker: &Broker<T>, url: &str) -> Result<Bridge<T>, BridgeError> {
         Bridge::builder().server(url).start(broker)
@@ -360,7 +361,9 @@ pub struct BridgeBuilder {
 }
 
 impl BridgeBuilder {
-    /// A standalone server: `redis://[[user]:password@]host[:port][/db]`.
+    /// A standalone server: `redis://[[user]:password@]host[:port][/db]`, or
+    /// on Unix a Unix socket, `unix:///path/redis.sock[?pass=…]`. TLS
+    /// (`rediss://`) is not supported.
     pub fn server(mut self, url: impl Into<String>) -> Self {
         self.server = Some(url.into());
         self
@@ -427,6 +430,12 @@ impl BridgeBuilder {
                     .iter()
                     .map(|s| NodeAddr::parse(s))
                     .collect::<Result<Vec<_>, _>>()?;
+                if let Some(seed) = seeds.iter().find(|seed| seed.unix.is_some()) {
+                    return Err(BridgeError::Config(format!(
+                        "cluster seed {:?} is a Unix socket: cluster nodes are reached over TCP",
+                        seed.name
+                    )));
+                }
                 (None, seeds)
             }
             (Some(_), false) => {
@@ -868,7 +877,23 @@ mod tests {
                 .backoff(Duration::from_secs(2), Duration::from_secs(1))),
             "redis bridge misconfigured: the backoff maximum is below its minimum"
         );
-        assert!(err(Bridge::builder().server("unix:///tmp/redis.sock")).contains("plain TCP"));
+        assert!(
+            err(Bridge::builder().server("rediss://127.0.0.1:1"))
+                .starts_with("redis bridge misconfigured: ")
+        );
+        #[cfg(unix)]
+        {
+            assert_eq!(
+                err(Bridge::builder().cluster(["127.0.0.1:2", "unix:///tmp/redis.sock"])),
+                "redis bridge misconfigured: cluster seed \"/tmp/redis.sock\" is a Unix socket: cluster nodes are reached over TCP"
+            );
+            // A socket that does not exist fails to connect, at once.
+            let missing = Bridge::builder()
+                .server("unix:///nonexistent/tidings-redis.sock")
+                .start(&broker)
+                .unwrap_err();
+            assert!(matches!(missing, BridgeError::Connect { .. }), "{missing}");
+        }
         // Nothing is left behind by a failed start.
         assert!(broker.publish("ch", vec![1]) == 0 && broker.metrics().upstream_failed == 0);
     }

@@ -585,3 +585,58 @@ fn sync_waits_for_interest_changes_made_concurrently() {
         .unwrap();
     assert!(held.is_empty());
 }
+
+/// A node bridged through the server's Unix socket (`TIDINGS_REDIS_UNIX`,
+/// the same server as `TIDINGS_REDIS_URL`) and one through TCP form one
+/// bus: messages cross both ways, pattern interest included, and the Unix
+/// node's interest is mirrored on Redis.
+#[cfg(unix)]
+#[test]
+fn a_node_on_the_unix_socket_and_a_node_on_tcp_share_the_bus() {
+    let Some((url, _lock)) = server() else { return };
+    let unix = match std::env::var("TIDINGS_REDIS_UNIX") {
+        Ok(unix) if !unix.is_empty() => unix,
+        _ => {
+            support::skip_unless_ci(
+                "the Unix-socket bridge test",
+                "TIDINGS_REDIS_UNIX is not set",
+                "eval \"$(bash .ci/redis.sh start)\"",
+            );
+            return;
+        }
+    };
+    let ch = format!("{}sock", prefix("unix"));
+    let pattern = format!("{}s*", prefix("unix"));
+    let (local, bridge_local) = node(&unix);
+    let (remote, bridge_remote) = node(&url);
+    let mut on_local = local.subscriber();
+    on_local.psubscribe(&pattern);
+    let mut on_remote = remote.subscriber();
+    on_remote.subscribe(&ch);
+    sync(&[&bridge_local, &bridge_remote]);
+    let mut con = client(&url);
+    assert_eq!((numsub(&mut con, &ch), numpat(&mut con)), (1, 1));
+
+    assert_eq!(local.try_publish(&ch, b"over unix".to_vec()).unwrap(), 1);
+    let m = recv(&mut on_remote);
+    assert_eq!(m.payload().as_slice(), b"over unix");
+    let m = recv(&mut on_local);
+    assert_eq!(
+        (m.kind(), m.pattern(), m.payload().as_slice()),
+        (
+            MessageKind::PMessage,
+            Some(pattern.as_bytes()),
+            &b"over unix"[..]
+        )
+    );
+    remote.try_publish(&ch, b"over tcp".to_vec()).unwrap();
+    assert_eq!(recv(&mut on_local).payload().as_slice(), b"over tcp");
+    assert_eq!(recv(&mut on_remote).payload().as_slice(), b"over tcp");
+    assert_empty(&mut on_local);
+    assert_empty(&mut on_remote);
+
+    drop(on_local);
+    sync(&[&bridge_local]);
+    assert_eq!(numpat(&mut con), 0);
+    assert_eq!(bridge_local.metrics().lost, 0);
+}

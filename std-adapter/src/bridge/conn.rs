@@ -1,5 +1,6 @@
-//! One subscriber connection to one Redis node: RESP2 over a `TcpStream`,
-//! written by the control thread and read by a reader thread of its own.
+//! One subscriber connection to one Redis node: RESP2 over a TCP or Unix
+//! socket, written by the control thread and read by a reader thread of its
+//! own.
 //!
 //! The redis crate's synchronous `PubSub` needs `&mut` for both reading and
 //! subscribing, so a reader blocked waiting for messages would have to be
@@ -20,11 +21,14 @@
 //! in the socket's buffer. A subscription moved to another connection (a
 //! cluster resharding, a reconnect) therefore never delivers a message twice.
 
-use std::io::{BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use redis::{Parser, Value};
 
@@ -36,10 +40,95 @@ use crate::broker::Broker;
 /// The prefix of the token in the bridge's `PING`s.
 const PING_PREFIX: &[u8] = b"tidings-bridge:";
 
+/// A connected socket to a Redis node.
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Connects to `addr` within `timeout` (for a Unix socket, which
+    /// connects or fails at once, the timeout does not apply).
+    fn connect(addr: &NodeAddr, timeout: Duration) -> io::Result<Stream> {
+        #[cfg(unix)]
+        if let Some(path) = &addr.unix {
+            return UnixStream::connect(path).map(Stream::Unix);
+        }
+        let mut last = None;
+        for sock in (addr.host.as_str(), addr.port).to_socket_addrs()? {
+            match TcpStream::connect_timeout(&sock, timeout) {
+                Ok(s) => {
+                    s.set_nodelay(true)?;
+                    return Ok(Stream::Tcp(s));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")))
+    }
+
+    fn try_clone(&self) -> io::Result<Stream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(timeout),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.set_write_timeout(timeout),
+        }
+    }
+
+    fn shutdown(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.shutdown(Shutdown::Both),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An open subscriber connection. Dropping it closes it.
 pub(super) struct SubConn {
     /// The write half (a clone of the reader's socket).
-    stream: TcpStream,
+    stream: Stream,
     /// `true` while the reader may deliver; see the module docs.
     gate: Arc<Mutex<bool>>,
     reader: Option<JoinHandle<()>>,
@@ -63,26 +152,7 @@ impl SubConn {
             addr: addr.name.clone(),
             source: Box::new(source),
         };
-        let mut last = None;
-        let mut stream = None;
-        for sock in (addr.host.as_str(), addr.port)
-            .to_socket_addrs()
-            .map_err(fail)?
-        {
-            match TcpStream::connect_timeout(&sock, settings.connect_timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let Some(mut stream) = stream else {
-            return Err(fail(last.unwrap_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
-            })));
-        };
-        stream.set_nodelay(true).map_err(fail)?;
+        let mut stream = Stream::connect(addr, settings.connect_timeout).map_err(fail)?;
         stream
             .set_write_timeout(Some(settings.io_timeout))
             .map_err(fail)?;
@@ -139,7 +209,7 @@ impl SubConn {
 
     fn shut(&mut self) {
         *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = false;
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.stream.shutdown();
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
@@ -226,7 +296,7 @@ fn classify(value: Value) -> Incoming {
 }
 
 fn read_loop<T>(
-    mut reader: BufReader<TcpStream>,
+    mut reader: BufReader<Stream>,
     mut parser: Parser,
     id: u64,
     gate: &Mutex<bool>,

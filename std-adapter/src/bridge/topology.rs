@@ -17,17 +17,20 @@ use tidings_core::slot::{SLOT_COUNT, key_hash_slot};
 /// (credentials and database come from the address the bridge was given).
 #[derive(Clone, Debug)]
 pub(super) struct NodeAddr {
-    /// The host, without IPv6 brackets.
+    /// The host, without IPv6 brackets (empty for a Unix socket).
     pub(super) host: String,
     pub(super) port: u16,
-    /// `host:port`, the node's identity.
+    /// The Unix socket's path, for a server reached through one.
+    pub(super) unix: Option<std::path::PathBuf>,
+    /// `host:port` or the socket's path: the node's identity.
     pub(super) name: String,
     pub(super) info: ConnectionInfo,
 }
 
 impl NodeAddr {
-    /// Parses `redis://[user:password@]host[:port][/db]` or a bare
-    /// `host:port`. Only plain TCP is supported.
+    /// Parses `redis://[user:password@]host[:port][/db]`, a bare
+    /// `host:port`, or (on Unix) `unix:///path/to/redis.sock` or
+    /// `redis+unix:///path?db=N&pass=…`. TLS (`rediss://`) is not supported.
     pub(super) fn parse(address: &str) -> Result<NodeAddr, BridgeError> {
         let url = if address.contains("://") {
             address.to_string()
@@ -40,8 +43,17 @@ impl NodeAddr {
             .map_err(|e| BridgeError::Config(format!("invalid redis address {address:?}: {e}")))?;
         match info.addr() {
             ConnectionAddr::Tcp(host, port) => Ok(NodeAddr::new(host, *port, info.clone())),
+            #[cfg(unix)]
+            ConnectionAddr::Unix(path) => Ok(NodeAddr {
+                host: String::new(),
+                port: 0,
+                unix: Some(path.clone()),
+                name: path.display().to_string(),
+                info: info.clone(),
+            }),
             _ => Err(BridgeError::Config(format!(
-                "unsupported redis address {address:?}: the bridge speaks plain TCP (redis://host:port)"
+                "unsupported redis address {address:?}: the bridge speaks plain TCP \
+                 (redis://host:port) or, on Unix, a Unix socket (unix:///path)"
             ))),
         }
     }
@@ -55,6 +67,7 @@ impl NodeAddr {
             name: format!("{host}:{port}"),
             host,
             port,
+            unix: None,
             info,
         }
     }
@@ -215,6 +228,27 @@ mod tests {
             NodeAddr::parse("redis://"),
             Err(BridgeError::Config(_))
         ));
+        assert!(matches!(
+            NodeAddr::parse("rediss://127.0.0.1:6379"),
+            Err(BridgeError::Config(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn parses_unix_socket_addresses() {
+        for address in ["unix:///run/redis.sock", "redis+unix:///run/redis.sock"] {
+            let a = NodeAddr::parse(address).unwrap();
+            assert_eq!(
+                (a.unix.as_deref(), a.name.as_str()),
+                (
+                    Some(std::path::Path::new("/run/redis.sock")),
+                    "/run/redis.sock"
+                )
+            );
+        }
+        let b = NodeAddr::parse("redis+unix:///run/redis.sock?db=2&pass=secret").unwrap();
+        assert_eq!(b.password(), Some("secret"));
     }
 
     #[test]
