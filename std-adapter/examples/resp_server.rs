@@ -54,9 +54,10 @@
 //! [`Policy::Disconnect`] at 1,048,576 messages, which grows with its
 //! backlog): when the connection is idle, after each partial write while
 //! the client reads slowly, and every 50 ms while its socket takes nothing,
-//! so the limits are checked at least that often. The
-//! server and its other clients carry on. A disconnected client's
-//! subscriptions are all removed.
+//! so the limits are checked at least that often. With both limits off
+//! (`0 0 0`) a slow client's pending output grows without bound, as in
+//! Redis. The server and its other clients carry on. A disconnected
+//! client's subscriptions are all removed.
 //!
 //! # Differences from Redis
 //!
@@ -64,8 +65,10 @@
 //!   except in subscribed RESP2 mode, where they get the mode restriction
 //!   as from Redis.
 //! - The pub/sub limit counts the RESP bytes of pending messages, where
-//!   Redis counts the memory of its reply buffers (a little more); a client
-//!   also goes once 1,048,576 messages wait, even with both limits off.
+//!   Redis counts the memory of its reply buffers (a little more), and is
+//!   checked when messages join the output buffer (see above), where Redis
+//!   checks at every append. A client is also disconnected if 1,048,576
+//!   messages reach its queue between two of those moves.
 //! - Stricter framing: a negative array count other than the null array
 //!   `*-1` is an error (Redis skips it), the CRLF after a bulk string is
 //!   checked (Redis skips two bytes), and a request may not have more than
@@ -107,8 +110,8 @@ const FLUSH_AT: usize = 64 * 1024;
 /// meanwhile into the output buffer and check the pub/sub limits.
 const WRITE_POLL: Duration = Duration::from_millis(50);
 /// Each subscriber's tidings queue, in messages: what a connection may hold
-/// between two moves into its output buffer (at most [`WRITE_POLL`] apart),
-/// and the only bound when both byte limits are off. Above the default
+/// between two moves into its output buffer (at most [`WRITE_POLL`] apart).
+/// Above the default
 /// capacity a tidings queue grows with its backlog, so this costs nothing
 /// while the client keeps up.
 const QUEUE_MESSAGES: usize = 1 << 20;
