@@ -2,7 +2,8 @@
 //!
 //! Every subscriber owns a crossbeam channel holding at most its capacity
 //! (preallocated up to [`Options::DEFAULT_CAPACITY`], grown with the backlog
-//! above it; see [`Options::capacity`]). A publish that finds it full applies the subscriber's [`Policy`]; whatever the policy, the loss is
+//! above it; see [`Options::capacity`]). A publish that finds it full
+//! applies the subscriber's [`Policy`]; whatever the policy, the loss is
 //! counted in [`SubscriberStats`] and the broker's [`Metrics`](crate::Metrics),
 //! and [`Policy::DropOldest`] and [`Policy::Disconnect`] also tell the
 //! subscriber in its stream. Nothing here ever grows without bound.
