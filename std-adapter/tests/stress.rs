@@ -105,7 +105,16 @@ struct Report {
 
 fn new_subscriber(broker: &Broker<u64>, rng: &mut Rng) -> Tracked {
     let policy = *rng.pick(&[Policy::DropNewest, Policy::DropOldest, Policy::Disconnect]);
-    let capacity = 1 + rng.below(8);
+    // Mostly tiny preallocated queues, which overflow often; one in four is
+    // a queue above the default capacity, which grows with its backlog and
+    // checks its length instead.
+    let capacity = 1
+        + rng.below(8)
+        + if rng.below(4) == 0 {
+            Options::DEFAULT_CAPACITY
+        } else {
+            0
+        };
     let sub = broker
         .try_subscriber_with(Options::new().capacity(capacity).policy(policy))
         .unwrap();
@@ -423,18 +432,24 @@ fn subscriber_stats_add_up_to_the_metrics() {
 #[test]
 fn overflows_racing_on_one_subscriber_count_one_disconnect() {
     with_watchdog(Duration::from_secs(60), || {
+        // A preallocated queue, and one above the default capacity, which
+        // checks its length.
+        let capacities = [1, Options::DEFAULT_CAPACITY + 1];
         for round in 0..20 {
+            let capacity = capacities[round % 2];
             let broker: Broker<u32> = Broker::new();
             let mut subs = Vec::new();
             for _ in 0..200 {
-                let mut sub =
-                    broker.subscriber_with(Options::new().capacity(1).policy(Policy::Disconnect));
+                let mut sub = broker
+                    .subscriber_with(Options::new().capacity(capacity).policy(Policy::Disconnect));
                 sub.subscribe("fill");
                 sub.subscribe("alpha");
                 sub.subscribe("omega");
                 subs.push(sub);
             }
-            assert_eq!(broker.publish("fill", 0), 200); // every queue is full
+            for _ in 0..capacity {
+                assert_eq!(broker.publish("fill", 0), 200);
+            } // every queue is full
             let start = Arc::new(Barrier::new(2));
             let publishers: Vec<_> = ["alpha", "omega"]
                 .into_iter()
@@ -461,7 +476,7 @@ fn overflows_racing_on_one_subscriber_count_one_disconnect() {
                 m.disconnected, flagged,
                 "round {round}: {m:?}: one disconnect per subscriber"
             );
-            assert_eq!((m.delivered, m.dropped), (200, returns));
+            assert_eq!((m.delivered, m.dropped), (200 * capacity as u64, returns));
         }
     });
 }
