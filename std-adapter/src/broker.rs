@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use tidings_core::Registry;
 
+use crate::handler::Handler;
 use crate::message::{Message, MessageKind};
-use crate::policy::{ConfigError, Envelope, Offer, Options, Policy, Queue};
+use crate::policy::{ConfigError, Envelope, HandlerFn, Offer, Options, Policy, Queue};
 use crate::subscriber::Subscriber;
 
 const STRIPES: usize = 64;
@@ -94,7 +95,17 @@ pub struct InterestWatch<T> {
 
 impl<T> Drop for InterestWatch<T> {
     fn drop(&mut self) {
-        self.shared.write().hooks.retain(|(id, _)| *id != self.id);
+        let mut state = self.shared.write();
+        let hook = state
+            .hooks
+            .iter()
+            .position(|(id, _)| *id == self.id)
+            .map(|i| state.hooks.remove(i));
+        drop(state);
+        // The hook is user code, and so is whatever it owns: it is dropped
+        // with no lock held, so that dropping a subscriber or a broker handle
+        // it owns cannot deadlock.
+        drop(hook);
     }
 }
 
@@ -232,20 +243,36 @@ impl<T> State<T> {
         slot.queue.as_ref()
     }
 
-    /// Removes subscriber `id` from the registry and drops its queue's
-    /// sending side, which ends its stream once drained.
-    pub(crate) fn remove(&mut self, id: u64) {
+    /// Removes subscriber `id` from the registry and takes its queue out.
+    /// Dropping the queue drops its sending side, which ends the stream once
+    /// drained, and a handler's function, which is user code: the caller
+    /// drops it once the state lock is released (see [`Removed`]).
+    pub(crate) fn remove(&mut self, id: u64) -> Removed<T> {
         let hooks = &self.hooks;
         self.registry
             .remove_subscriber_with(id, |kind, name| announce(hooks, kind, name));
         let (index, generation) = unpack(id);
-        if let Some(slot) = self.slots.get_mut(index) {
-            if slot.generation == generation && slot.queue.take().is_some() {
-                slot.generation = slot.generation.wrapping_add(1);
-                self.free.push(index as u32);
-            }
+        let Some(slot) = self.slots.get_mut(index) else {
+            return Removed { _queue: None };
+        };
+        if slot.generation != generation {
+            return Removed { _queue: None };
         }
+        let queue = slot.queue.take();
+        if queue.is_some() {
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free.push(index as u32);
+        }
+        Removed { _queue: queue }
     }
+}
+
+/// A queue taken out of the broker, to drop once the state lock is
+/// released: a [`Handler`]'s function may own subscribers or broker handles,
+/// whose drop takes that lock.
+#[must_use = "drop it after releasing the state lock"]
+pub(crate) struct Removed<T> {
+    _queue: Option<Arc<Queue<T>>>,
 }
 
 /// Tells every hook that `kind` (a subscribe kind: gained; an unsubscribe
@@ -439,7 +466,13 @@ impl<T> Broker<T> {
     }
 
     fn new_subscriber(&self, options: Options) -> Subscriber<T> {
-        let (queue, rx) = Queue::new(options);
+        self.new_member(options, None)
+    }
+
+    /// A registry member: a subscriber with its queue, or, with `handler`, a
+    /// subscriber whose deliveries call it instead.
+    fn new_member(&self, options: Options, handler: Option<HandlerFn<T>>) -> Subscriber<T> {
+        let (queue, rx) = Queue::new(options, handler);
         let stats = Arc::clone(&queue.stats);
         let mut state = self.shared.write();
         let id = if state.closed {
@@ -465,6 +498,58 @@ impl<T> Broker<T> {
         drop(state);
         self.shared.subscribers.fetch_add(1, Ordering::Relaxed);
         Subscriber::new(Arc::clone(&self.shared), id, rx, stats, options)
+    }
+
+    /// A subscriber without a queue: every message delivered to it is
+    /// handed to `handler` on the thread that delivers it, the publishing
+    /// thread (for a bridged broker, the bridge's reader). There is no
+    /// thread handoff, so nothing waits for a receiver to wake up: this is
+    /// the lowest-latency way to consume, for work that is short and does
+    /// not block.
+    ///
+    /// It holds nothing until it subscribes, and dropping the [`Handler`]
+    /// unsubscribes it. What differs from a [`Subscriber`]:
+    ///
+    /// - **When it runs.** After the publish has delivered to every queue
+    ///   and released the broker's locks, so the handler may publish,
+    ///   subscribe, or drop handles without deadlocking. `publish` returns
+    ///   after the handlers it called return; a handler that blocks holds up
+    ///   its publisher.
+    /// - **Order.** The messages of one publish arrive in delivery order (the
+    ///   exact channel, then each matching pattern), and one thread's
+    ///   publishes in that thread's order. Publishes from several threads
+    ///   may run the handler at the same time, in any order: it is `Fn +
+    ///   Send + Sync`. (With a bridge, one reader thread delivers, in Redis's
+    ///   order.)
+    /// - **No queue, no overflow.** Policies and capacity do not apply;
+    ///   every delivery counts in [`Metrics::delivered`].
+    /// - **Panics** unwind into the publisher, after the broker's state and
+    ///   counters are updated; the handlers after it in that publish are
+    ///   not called.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tidings::{Broker, Message};
+    ///
+    /// let broker = Broker::new();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let mut handler = broker.handler(move |m: Message<&str>| {
+    ///     log.lock().unwrap().push((m.channel().to_vec(), *m.payload()));
+    /// });
+    /// handler.subscribe("orders");
+    /// handler.psubscribe("ord*");
+    /// assert_eq!(broker.publish("orders", "paid"), 2); // both ran before this returned
+    /// assert_eq!(seen.lock().unwrap().len(), 2);
+    /// drop(handler);
+    /// assert_eq!(broker.publish("orders", "shipped"), 0);
+    /// ```
+    pub fn handler<F>(&self, handler: F) -> Handler<T>
+    where
+        F: Fn(Message<T>) + Send + Sync + 'static,
+    {
+        let options = Options::new().capacity(1);
+        Handler::new(self.new_member(options, Some(Arc::new(handler))))
     }
 
     /// `PUBLISH channel payload`: delivers `payload` to every exact subscriber
@@ -636,6 +721,8 @@ impl<T> Broker<T> {
         let mut route: Option<(usize, Message<T>)> = None;
         let mut stripe = None;
         let mut waits: Vec<(Arc<Queue<T>>, Envelope<T>)> = Vec::new();
+        // Handlers to call once every lock is released.
+        let mut calls: Vec<(HandlerFn<T>, Message<T>)> = Vec::new();
         let (mut delivered, mut dropped, mut lagged, mut doomed) = (0u64, 0u64, 0u64, false);
         let state = shared.read();
         let namespace = u8::from(target == Target::Shard);
@@ -664,6 +751,11 @@ impl<T> Broker<T> {
                     route.insert((key, message)).1.clone()
                 }
             };
+            if let Some(handler) = &queue.handler {
+                calls.push((Arc::clone(handler), message));
+                delivered += 1;
+                return;
+            }
             // A subscriber already waited on in this publish (it holds the
             // channel and a pattern) waits again, so its two stay in order.
             if !waits.is_empty() && waits.iter().any(|(q, _)| Arc::ptr_eq(q, queue)) {
@@ -738,6 +830,9 @@ impl<T> Broker<T> {
         }
         if doomed {
             self.reap();
+        }
+        for (handler, message) in calls {
+            handler(message);
         }
         n
     }
@@ -832,13 +927,16 @@ impl<T> Broker<T> {
             return;
         }
         let mut state = self.shared.write();
+        let mut removed = Vec::with_capacity(doomed.len());
         for id in doomed {
-            state.remove(id);
+            removed.push(state.remove(id));
             self.shared
                 .counters
                 .disconnected
                 .fetch_add(1, Ordering::Relaxed);
         }
+        drop(state);
+        drop(removed);
     }
 
     /// `PUBSUB CHANNELS [pattern]`: the channels with at least one exact
@@ -923,8 +1021,11 @@ impl<T> Drop for Broker<T> {
             let mut state = self.shared.write();
             state.closed = true;
             state.registry = Registry::new();
-            state.slots.clear();
+            let slots = std::mem::take(&mut state.slots);
             state.free.clear();
+            drop(state);
+            // Handlers' functions are user code: dropped with no lock held.
+            drop(slots);
         }
     }
 }

@@ -228,6 +228,7 @@
 #[cfg(feature = "redis")]
 mod bridge;
 mod broker;
+mod handler;
 mod message;
 mod policy;
 mod subscriber;
@@ -241,6 +242,7 @@ pub use broker::{
     Upstream,
 };
 pub use crossbeam_channel;
+pub use handler::Handler;
 pub use message::{
     DisconnectReason, Message, MessageKind, RecvError, RecvTimeoutError, TryRecvError,
 };

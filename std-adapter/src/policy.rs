@@ -291,8 +291,14 @@ fn counted(options: Options) -> bool {
     options.capacity > PREALLOCATED_UP_TO && !matches!(options.policy, Policy::Block { .. })
 }
 
+/// What a [`Handler`](crate::Handler) runs for each message.
+pub(crate) type HandlerFn<T> = Arc<dyn Fn(Message<T>) + Send + Sync>;
+
 /// The publisher's side of one subscriber's queue.
 pub(crate) struct Queue<T> {
+    /// Set for a [`Handler`](crate::Handler): deliveries call it on the
+    /// publishing thread instead of entering the channel, which stays empty.
+    pub(crate) handler: Option<HandlerFn<T>>,
     tx: Sender<Envelope<T>>,
     /// Used by `DropOldest` to discard the oldest message. Other policies
     /// keep no receiver, so that dropping the subscriber disconnects the
@@ -326,7 +332,10 @@ impl Drop for CloseNotice {
 }
 
 impl<T> Queue<T> {
-    pub(crate) fn new(options: Options) -> (Queue<T>, Receiver<Envelope<T>>) {
+    pub(crate) fn new(
+        options: Options,
+        handler: Option<HandlerFn<T>>,
+    ) -> (Queue<T>, Receiver<Envelope<T>>) {
         let counted = counted(options);
         let (tx, rx) = if counted {
             crossbeam_channel::unbounded()
@@ -335,6 +344,7 @@ impl<T> Queue<T> {
         };
         let stats = Arc::new(Stats::default());
         let queue = Queue {
+            handler,
             tx,
             rx: (options.policy == Policy::DropOldest).then(|| rx.clone()),
             options,

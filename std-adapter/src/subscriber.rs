@@ -38,6 +38,88 @@ impl From<tidings_core::Confirmation<'_>> for Confirmation {
     }
 }
 
+/// The subscription methods of [`Subscriber`] and [`Handler`](crate::Handler),
+/// written once: each type provides `op`, `op_all` and `member_counts`.
+macro_rules! subscription_methods {
+    () => {
+        /// `SUBSCRIBE channel`. The subscription is active for every publish that
+        /// starts after this returns.
+        ///
+        /// ```
+        /// use tidings::{Broker, Kind};
+        ///
+        /// let broker: Broker<()> = Broker::new();
+        /// let mut sub = broker.subscriber();
+        /// let c = sub.subscribe("a");
+        /// assert_eq!((c.kind, c.name.as_deref(), c.count), (Kind::Subscribe, Some(&b"a"[..]), 1));
+        /// assert_eq!(sub.subscribe("a").count, 1); // repeated: same count
+        /// assert_eq!(sub.psubscribe("b*").count, 2); // channels plus patterns
+        /// ```
+        pub fn subscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
+            self.op(Kind::Subscribe, channel.as_ref())
+        }
+
+        /// `UNSUBSCRIBE channel`; confirms even if the channel was not held.
+        pub fn unsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
+            self.op(Kind::Unsubscribe, channel.as_ref())
+        }
+
+        /// `UNSUBSCRIBE` with no arguments: one confirmation per channel held, in
+        /// byte order with falling counts, or a single one with no name if none
+        /// is held.
+        ///
+        /// ```
+        /// use tidings::Broker;
+        ///
+        /// let broker: Broker<()> = Broker::new();
+        /// let mut sub = broker.subscriber();
+        /// sub.psubscribe("p*");
+        /// let all = sub.unsubscribe_all();
+        /// assert_eq!(all.len(), 1);
+        /// assert_eq!((all[0].name.clone(), all[0].count), (None, 1)); // the pattern remains
+        /// ```
+        pub fn unsubscribe_all(&mut self) -> Vec<Confirmation> {
+            self.op_all(Kind::Unsubscribe)
+        }
+
+        /// `PSUBSCRIBE pattern` (Redis glob syntax; see [`tidings_core::glob`]).
+        pub fn psubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
+            self.op(Kind::PSubscribe, pattern.as_ref())
+        }
+
+        /// `PUNSUBSCRIBE pattern`.
+        pub fn punsubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
+            self.op(Kind::PUnsubscribe, pattern.as_ref())
+        }
+
+        /// `PUNSUBSCRIBE` with no arguments.
+        pub fn punsubscribe_all(&mut self) -> Vec<Confirmation> {
+            self.op_all(Kind::PUnsubscribe)
+        }
+
+        /// `SSUBSCRIBE shardchannel`. Its count is the number of shard channels.
+        pub fn ssubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
+            self.op(Kind::SSubscribe, channel.as_ref())
+        }
+
+        /// `SUNSUBSCRIBE shardchannel`.
+        pub fn sunsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
+            self.op(Kind::SUnsubscribe, channel.as_ref())
+        }
+
+        /// `SUNSUBSCRIBE` with no arguments.
+        pub fn sunsubscribe_all(&mut self) -> Vec<Confirmation> {
+            self.op_all(Kind::SUnsubscribe)
+        }
+
+        /// The numbers of channels, patterns and shard channels held.
+        pub fn counts(&self) -> tidings_core::Counts {
+            self.member_counts()
+        }
+    };
+}
+pub(crate) use subscription_methods;
+
 /// A subscriber: it holds channels, patterns and shard channels, and
 /// receives what is published to them from its own bounded queue.
 ///
@@ -84,7 +166,7 @@ impl<T> Subscriber<T> {
     }
 
     /// Runs one single-name operation and tells the interest hooks.
-    fn op(&mut self, kind: Kind, name: &[u8]) -> Confirmation {
+    pub(crate) fn op(&mut self, kind: Kind, name: &[u8]) -> Confirmation {
         // A subscriber removed by its policy (or created after the broker
         // closed) stays out of the registry: its stream has ended.
         if self.is_disconnected() {
@@ -111,7 +193,7 @@ impl<T> Subscriber<T> {
     }
 
     /// Runs an "unsubscribe all" of `kind` and tells the interest hooks.
-    fn op_all(&mut self, kind: Kind) -> Vec<Confirmation> {
+    pub(crate) fn op_all(&mut self, kind: Kind) -> Vec<Confirmation> {
         let mut out = Vec::new();
         let mut state = self.shared.write();
         let State {
@@ -139,78 +221,9 @@ impl<T> Subscriber<T> {
                 .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// `SUBSCRIBE channel`. The subscription is active for every publish that
-    /// starts after this returns.
-    ///
-    /// ```
-    /// use tidings::{Broker, Kind};
-    ///
-    /// let broker: Broker<()> = Broker::new();
-    /// let mut sub = broker.subscriber();
-    /// let c = sub.subscribe("a");
-    /// assert_eq!((c.kind, c.name.as_deref(), c.count), (Kind::Subscribe, Some(&b"a"[..]), 1));
-    /// assert_eq!(sub.subscribe("a").count, 1); // repeated: same count
-    /// assert_eq!(sub.psubscribe("b*").count, 2); // channels plus patterns
-    /// ```
-    pub fn subscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-        self.op(Kind::Subscribe, channel.as_ref())
-    }
+    subscription_methods!();
 
-    /// `UNSUBSCRIBE channel`; confirms even if the channel was not held.
-    pub fn unsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-        self.op(Kind::Unsubscribe, channel.as_ref())
-    }
-
-    /// `UNSUBSCRIBE` with no arguments: one confirmation per channel held, in
-    /// byte order with falling counts, or a single one with no name if none
-    /// is held.
-    ///
-    /// ```
-    /// use tidings::Broker;
-    ///
-    /// let broker: Broker<()> = Broker::new();
-    /// let mut sub = broker.subscriber();
-    /// sub.psubscribe("p*");
-    /// let all = sub.unsubscribe_all();
-    /// assert_eq!(all.len(), 1);
-    /// assert_eq!((all[0].name.clone(), all[0].count), (None, 1)); // the pattern remains
-    /// ```
-    pub fn unsubscribe_all(&mut self) -> Vec<Confirmation> {
-        self.op_all(Kind::Unsubscribe)
-    }
-
-    /// `PSUBSCRIBE pattern` (Redis glob syntax; see [`tidings_core::glob`]).
-    pub fn psubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
-        self.op(Kind::PSubscribe, pattern.as_ref())
-    }
-
-    /// `PUNSUBSCRIBE pattern`.
-    pub fn punsubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
-        self.op(Kind::PUnsubscribe, pattern.as_ref())
-    }
-
-    /// `PUNSUBSCRIBE` with no arguments.
-    pub fn punsubscribe_all(&mut self) -> Vec<Confirmation> {
-        self.op_all(Kind::PUnsubscribe)
-    }
-
-    /// `SSUBSCRIBE shardchannel`. Its count is the number of shard channels.
-    pub fn ssubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-        self.op(Kind::SSubscribe, channel.as_ref())
-    }
-
-    /// `SUNSUBSCRIBE shardchannel`.
-    pub fn sunsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-        self.op(Kind::SUnsubscribe, channel.as_ref())
-    }
-
-    /// `SUNSUBSCRIBE` with no arguments.
-    pub fn sunsubscribe_all(&mut self) -> Vec<Confirmation> {
-        self.op_all(Kind::SUnsubscribe)
-    }
-
-    /// The subscriber's numbers of channels, patterns and shard channels.
-    pub fn counts(&self) -> tidings_core::Counts {
+    pub(crate) fn member_counts(&self) -> tidings_core::Counts {
         self.shared.read().registry.counts(self.id)
     }
 
@@ -561,7 +574,10 @@ impl<T> futures_core::Stream for Subscriber<T> {
 
 impl<T> Drop for Subscriber<T> {
     fn drop(&mut self) {
-        self.shared.write().remove(self.id);
+        // The state lock is released at the end of this statement, before
+        // the removed queue (and a handler's function) is dropped.
+        let removed = self.shared.write().remove(self.id);
+        drop(removed);
         self.shared.subscriber_dropped();
     }
 }
