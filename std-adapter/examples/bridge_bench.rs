@@ -30,6 +30,10 @@
 //! from the first publish to the last receive. Each mode runs `RUNS` times,
 //! alternating, and the median run is reported.
 //!
+//! A fifth row has node B consume with a [`tidings::Broker::handler`]
+//! instead of a `Subscriber`: the handler runs on B's bridge reader thread,
+//! as the bare row's code runs on its socket's reader, with no handoff.
+//!
 //! A fourth row runs the bridge with node B's subscriber set to spin
 //! ([`tidings::Options::spin`], `SPIN_US` microseconds, default 200) before
 //! it sleeps: the latency a subscriber with a core to spare can have.
@@ -192,6 +196,26 @@ fn bridged(url: &str, base: Instant, messages: usize, payload: usize, spin: Dura
     run
 }
 
+/// The bridge between two brokers, node B consuming with a
+/// [`Broker::handler`], which runs on B's bridge reader thread: no handoff.
+fn bridged_handler(url: &str, base: Instant, messages: usize, payload: usize) -> Run {
+    let a: Broker<Vec<u8>> = Broker::new();
+    let b: Broker<Vec<u8>> = Broker::new();
+    let bridge_a = Bridge::connect(&a, url).expect("bridge a");
+    let bridge_b = Bridge::connect(&b, url).expect("bridge b");
+    let (tx, ages) = crossbeam_channel::unbounded();
+    let mut handler = b.handler(move |m: tidings::Message<Vec<u8>>| {
+        let _ = tx.send(age(base, m.payload()));
+    });
+    handler.subscribe("bench");
+    bridge_b.sync(Duration::from_secs(5)).expect("subscribed");
+    let mut publisher = BridgePublisher(a.clone());
+    let run = measure(&mut publisher, &ages, base, messages, payload);
+    assert_eq!(bridge_a.metrics().lost, 0);
+    assert_eq!(bridge_b.metrics().messages_in, 2 * messages as u64);
+    run
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -226,13 +250,16 @@ fn main() {
     bridged(&url, base, messages / 10 + 1, payload, Duration::ZERO);
     bridged(&url, base, messages / 10 + 1, payload, spin);
 
-    let (mut bare_runs, mut handoff_runs, mut bridge_runs, mut spin_runs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    bridged_handler(&url, base, messages / 10 + 1, payload);
+
+    let (mut bare_runs, mut handoff_runs, mut bridge_runs, mut spin_runs, mut handler_runs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         bare_runs.push(bare(&url, base, messages, payload, false));
         bridge_runs.push(bridged(&url, base, messages, payload, Duration::ZERO));
         handoff_runs.push(bare(&url, base, messages, payload, true));
         spin_runs.push(bridged(&url, base, messages, payload, spin));
+        handler_runs.push(bridged_handler(&url, base, messages, payload));
     }
     let summary = |runs: &[Run]| {
         let stat = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
@@ -243,11 +270,12 @@ fn main() {
             stat(&|r| r.per_second),
         ]
     };
-    let (b, t, h, s) = (
+    let (b, t, h, s, f) = (
         summary(&bare_runs),
         summary(&bridge_runs),
         summary(&handoff_runs),
         summary(&spin_runs),
+        summary(&handler_runs),
     );
     println!();
     println!("| path | p50 latency | p99 latency | p99.9 latency | throughput |");
@@ -272,6 +300,10 @@ fn main() {
         s[2],
         s[3]
     );
+    println!(
+        "| tidings bridge, B consuming with a handler (on the bridge's reader) | {:.1} µs | {:.1} µs | {:.1} µs | {:.0} msg/s |",
+        f[0], f[1], f[2], f[3]
+    );
     let versus = |label: &str, x: &[f64; 4], base: &[f64; 4]| {
         println!(
             "| {label} | {:+.1} % | {:+.1} % | {:+.1} % | {:+.1} % |",
@@ -284,4 +316,5 @@ fn main() {
     versus("bridge vs bare + handoff (the same work)", &t, &h);
     versus("bridge vs bare", &t, &b);
     versus("spinning bridge vs bare", &s, &b);
+    versus("bridge with a handler vs bare", &f, &b);
 }

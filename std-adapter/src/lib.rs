@@ -29,6 +29,10 @@
 //! [`recv_timeout`](Subscriber::recv_timeout), [`iter`](Subscriber::iter) or
 //! `crossbeam_channel::select!` over [`receiver`](Subscriber::receiver).
 //!
+//! A [`Handler`], made by [`Broker::handler`], subscribes the same way but
+//! has no queue: each message runs a function on the thread that delivers
+//! it, for short work that should not wait for another thread to wake up.
+//!
 //! Who receives a message is decided by [`tidings_core`], which is
 //! `#![no_std]` and does no I/O: the same registry can sit behind a network
 //! server. Its pattern index makes a publish cost depend on the patterns that
@@ -187,6 +191,14 @@
 //! assert_eq!(*sub.recv().unwrap().payload(), "queued");
 //! assert_eq!(sub.recv().unwrap_err(), RecvError::Disconnected(DisconnectReason::BrokerClosed));
 //! ```
+//!
+//! **Handlers run on the delivering thread, after its locks are released.**
+//! A [`Handler`]'s function is called once per delivery, before `publish`
+//! returns, in delivery order within a publish and in publish order for one
+//! publishing thread; several publishing threads may call it at once. It may
+//! publish, subscribe and drop handles itself (a test does all three), and
+//! whatever it owns is dropped with no broker lock held. Policies and
+//! capacity do not apply to it. See [`Broker::handler`].
 //!
 //! **Publish and subscribe run concurrently from any threads.** Publishing
 //! takes the registry lock shared; subscribing and unsubscribing take it

@@ -640,3 +640,37 @@ fn a_node_on_the_unix_socket_and_a_node_on_tcp_share_the_bus() {
     assert_eq!(numpat(&mut con), 0);
     assert_eq!(bridge_local.metrics().lost, 0);
 }
+
+/// A handler on a bridged broker is called on the bridge's reader thread
+/// for each message Redis delivers, in Redis's order, and its interest is
+/// mirrored like a subscriber's.
+#[test]
+fn a_handler_on_a_bridged_node_gets_messages_from_redis_in_order() {
+    let Some((url, _lock)) = server() else { return };
+    let ch = format!("{}handled", prefix("handler"));
+    let (a, bridge_a) = node(&url);
+    let (b, bridge_b) = node(&url);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut handler = b.handler(move |m: Message<Vec<u8>>| {
+        let name = std::thread::current().name().map(str::to_owned);
+        tx.send((m.payload().clone(), name)).unwrap();
+    });
+    handler.subscribe(&ch);
+    sync(&[&bridge_a, &bridge_b]);
+    let mut con = client(&url);
+    assert_eq!(numsub(&mut con, &ch), 1);
+    for i in 0..100u32 {
+        a.try_publish(&ch, i.to_be_bytes().to_vec()).unwrap();
+    }
+    for i in 0..100u32 {
+        let (payload, thread) = rx.recv_timeout(WAIT).unwrap();
+        assert_eq!(payload, i.to_be_bytes());
+        assert!(
+            thread.is_some_and(|t| t.starts_with("tidings-redis")),
+            "called on the bridge's reader"
+        );
+    }
+    drop(handler);
+    sync(&[&bridge_b]);
+    assert_eq!(numsub(&mut con, &ch), 0);
+}
