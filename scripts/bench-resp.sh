@@ -5,9 +5,11 @@
 #
 #   redis-benchmark -p PORT -n N -P 16 -q PUBLISH bench x
 #
-# once with no pattern subscriptions, and once while one connected client
-# (redis-cli) holds 10,000 PSUBSCRIBE patterns p0:* … p9999:*. Redis checks
-# every pattern on every PUBLISH; tidings' pattern index does not.
+# once with no subscriptions, once while one redis-cli subscribes to the
+# channel (every PUBLISH then delivers a message), and once while one
+# connected client (redis-cli) holds 10,000 PSUBSCRIBE patterns p0:* …
+# p9999:*. Redis checks every pattern on every PUBLISH; tidings' pattern
+# index does not.
 #
 # Usage: scripts/bench-resp.sh
 # Needs redis-server, redis-cli and redis-benchmark on PATH (Debian:
@@ -90,6 +92,18 @@ compare() { # label requests-for-redis
   row "$1" "$(printf '%s\n' "${redis[@]}" | median)" "$(printf '%s\n' "${tidings[@]}" | median)"
 }
 
+# One client subscribed to the benchmark's channel on a port; prints its pid.
+hold_subscriber() { # port
+  redis-cli -p "$1" SUBSCRIBE bench >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$1" PUBSUB NUMSUB bench | tail -n 1)" = 1 ] && { echo "$pid"; return 0; }
+    sleep 0.1
+  done
+  echo "bench-resp: the subscriber on port $1 did not subscribe" >&2
+  exit 1
+}
+
 # One client holding `$patterns` patterns on a port, until the script ends.
 hold_patterns() { # port
   # shellcheck disable=SC2046
@@ -105,12 +119,17 @@ hold_patterns() { # port
 
 echo "redis-benchmark -n N -P 16 -q PUBLISH bench x ($(nproc) CPUs, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'))"
 echo
-echo "| patterns held      | redis-server r/s |    tidings r/s |    ratio  |"
+echo "| held               | redis-server r/s |    tidings r/s |    ratio  |"
 echo "|--------------------|------------------|----------------|-----------|"
 
 # Without patterns first: a Redis that once held many patterns stays slower
 # after they are gone (its pattern table does not shrink).
 compare "0" "$requests"
+# Every PUBLISH delivered to one subscriber, which reads as fast as it can.
+subscribers=("$(hold_subscriber "$redis_port")" "$(hold_subscriber "$tidings_port")")
+pids+=("${subscribers[@]}")
+compare "0, 1 subscriber" "$requests"
+kill "${subscribers[@]}"
 hold_patterns "$redis_port"
 hold_patterns "$tidings_port"
 compare "$patterns (p{i}:*)" "$slow_requests"
