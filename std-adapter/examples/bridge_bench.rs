@@ -167,9 +167,23 @@ fn bare(url: &str, base: Instant, messages: usize, payload: usize, handoff: bool
     run
 }
 
-/// The bridge between two brokers; node B's subscriber spins for `spin`
-/// before it sleeps (zero: the default, no spin).
-fn bridged(url: &str, base: Instant, messages: usize, payload: usize, spin: Duration) -> Run {
+/// How node B consumes in a bridged run.
+#[derive(Clone, Copy)]
+enum Consumer {
+    /// A `Subscriber` on its own thread, spinning for this long before it
+    /// sleeps (zero: the default, no spin).
+    Subscriber(Duration),
+    /// A [`Broker::handler`], which runs on B's bridge reader thread: no
+    /// handoff.
+    Handler,
+}
+
+/// The bridge between two brokers, node B consuming with `consumer`.
+fn bridged(url: &str, base: Instant, messages: usize, payload: usize, consumer: Consumer) -> Run {
+    let spin = match consumer {
+        Consumer::Subscriber(spin) => spin,
+        Consumer::Handler => Duration::ZERO,
+    };
     let a: Broker<Vec<u8>> = Broker::new();
     let b: Broker<Vec<u8>> = Broker::builder()
         .capacity(2 * messages + 16)
@@ -177,42 +191,38 @@ fn bridged(url: &str, base: Instant, messages: usize, payload: usize, spin: Dura
         .build();
     let bridge_a = Bridge::connect(&a, url).expect("bridge a");
     let bridge_b = Bridge::connect(&b, url).expect("bridge b");
-    let mut sub = b.subscriber();
-    sub.subscribe("bench");
-    bridge_b.sync(Duration::from_secs(5)).expect("subscribed");
     let (tx, ages) = crossbeam_channel::unbounded();
     let total = 2 * messages;
-    let receiver = std::thread::spawn(move || {
-        for _ in 0..total {
-            let m = sub.recv().expect("message");
-            tx.send(age(base, m.payload())).expect("main alive");
+    // Node B's consumer: a receiving thread, or a handler kept alive here.
+    let (receiver, handler) = match consumer {
+        Consumer::Subscriber(_) => {
+            let mut sub = b.subscriber();
+            sub.subscribe("bench");
+            let receiver = std::thread::spawn(move || {
+                for _ in 0..total {
+                    let m = sub.recv().expect("message");
+                    tx.send(age(base, m.payload())).expect("main alive");
+                }
+            });
+            (Some(receiver), None)
         }
-    });
-    let mut publisher = BridgePublisher(a.clone());
-    let run = measure(&mut publisher, &ages, base, messages, payload);
-    receiver.join().expect("receiver");
-    assert_eq!(bridge_a.metrics().lost, 0);
-    assert_eq!(bridge_b.metrics().messages_in, total as u64);
-    run
-}
-
-/// The bridge between two brokers, node B consuming with a
-/// [`Broker::handler`], which runs on B's bridge reader thread: no handoff.
-fn bridged_handler(url: &str, base: Instant, messages: usize, payload: usize) -> Run {
-    let a: Broker<Vec<u8>> = Broker::new();
-    let b: Broker<Vec<u8>> = Broker::new();
-    let bridge_a = Bridge::connect(&a, url).expect("bridge a");
-    let bridge_b = Bridge::connect(&b, url).expect("bridge b");
-    let (tx, ages) = crossbeam_channel::unbounded();
-    let mut handler = b.handler(move |m: tidings::Message<Vec<u8>>| {
-        let _ = tx.send(age(base, m.payload()));
-    });
-    handler.subscribe("bench");
+        Consumer::Handler => {
+            let mut handler = b.handler(move |m: tidings::Message<Vec<u8>>| {
+                let _ = tx.send(age(base, m.payload()));
+            });
+            handler.subscribe("bench");
+            (None, Some(handler))
+        }
+    };
     bridge_b.sync(Duration::from_secs(5)).expect("subscribed");
     let mut publisher = BridgePublisher(a.clone());
     let run = measure(&mut publisher, &ages, base, messages, payload);
+    if let Some(receiver) = receiver {
+        receiver.join().expect("receiver");
+    }
+    drop(handler);
     assert_eq!(bridge_a.metrics().lost, 0);
-    assert_eq!(bridge_b.metrics().messages_in, 2 * messages as u64);
+    assert_eq!(bridge_b.metrics().messages_in, total as u64);
     run
 }
 
@@ -247,19 +257,43 @@ fn main() {
     bare(&url, base, messages / 10 + 1, payload, false);
     bare(&url, base, messages / 10 + 1, payload, true);
     let spin = Duration::from_micros(env("SPIN_US", 200) as u64);
-    bridged(&url, base, messages / 10 + 1, payload, Duration::ZERO);
-    bridged(&url, base, messages / 10 + 1, payload, spin);
+    bridged(
+        &url,
+        base,
+        messages / 10 + 1,
+        payload,
+        Consumer::Subscriber(Duration::ZERO),
+    );
+    bridged(
+        &url,
+        base,
+        messages / 10 + 1,
+        payload,
+        Consumer::Subscriber(spin),
+    );
 
-    bridged_handler(&url, base, messages / 10 + 1, payload);
+    bridged(&url, base, messages / 10 + 1, payload, Consumer::Handler);
 
     let (mut bare_runs, mut handoff_runs, mut bridge_runs, mut spin_runs, mut handler_runs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         bare_runs.push(bare(&url, base, messages, payload, false));
-        bridge_runs.push(bridged(&url, base, messages, payload, Duration::ZERO));
+        bridge_runs.push(bridged(
+            &url,
+            base,
+            messages,
+            payload,
+            Consumer::Subscriber(Duration::ZERO),
+        ));
         handoff_runs.push(bare(&url, base, messages, payload, true));
-        spin_runs.push(bridged(&url, base, messages, payload, spin));
-        handler_runs.push(bridged_handler(&url, base, messages, payload));
+        spin_runs.push(bridged(
+            &url,
+            base,
+            messages,
+            payload,
+            Consumer::Subscriber(spin),
+        ));
+        handler_runs.push(bridged(&url, base, messages, payload, Consumer::Handler));
     }
     let summary = |runs: &[Run]| {
         let stat = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
