@@ -7,49 +7,14 @@
 //! else allocates meanwhile) tracks the bytes live at each step.
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+#[allow(dead_code, unreachable_pub)]
+mod alloc;
 
+use alloc::live;
 use tidings::{Broker, Options, Policy, Subscriber};
 
-/// The system allocator, counting the bytes it has handed out and not yet
-/// taken back.
-struct Live;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-fn size(n: usize) -> isize {
-    isize::try_from(n).unwrap_or(isize::MAX)
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments,
-// so `System`'s guarantees hold; counting sizes has no effect on them.
-unsafe impl GlobalAlloc for Live {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(size(layout.size()), Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(size(layout.size()), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(size(new_size) - size(layout.size()), Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Live = Live;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 /// Live bytes per subscriber for `count` subscribers with `options`, each
 /// holding its own channel.
@@ -89,7 +54,7 @@ fn queue_memory_follows_the_backlog_above_the_default_capacity() {
 
     // The default capacity is allocated whole, 24 bytes a message.
     let (default, subs) = per_subscriber(&broker, Options::new(), 256);
-    let whole = size(Options::DEFAULT_CAPACITY * 24);
+    let whole = isize::try_from(Options::DEFAULT_CAPACITY * 24).unwrap();
     assert!(
         default >= whole,
         "a default subscriber costs {default} B, less than {whole} B"

@@ -5,45 +5,19 @@
 //! single allocation while clients declare huge sizes and send little.
 #![allow(clippy::unwrap_used)]
 
+#[allow(dead_code, unreachable_pub)]
+mod alloc;
 #[allow(dead_code)]
 #[path = "../examples/resp_server.rs"]
 mod resp_server;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-/// The system allocator, recording the largest allocation it was asked for.
-struct Largest;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments,
-// so `System`'s guarantees hold; recording a size has no effect on them.
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Largest = Largest;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 /// Sends `input`, closes the sending side, and returns everything the
 /// server wrote before it closed the connection.
@@ -99,7 +73,7 @@ fn declared_sizes_are_never_allocated_up_front() {
             );
         }
     }
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = alloc::largest();
     assert!(
         largest < 1 << 20,
         "the server allocated {largest} bytes at once"
@@ -107,5 +81,5 @@ fn declared_sizes_are_never_allocated_up_front() {
 
     // The instrument works: a real 8 MiB allocation is seen.
     let big = std::hint::black_box(Vec::<u8>::with_capacity(8 << 20));
-    assert!(LARGEST.load(Ordering::Relaxed) >= big.capacity());
+    assert!(alloc::largest() >= big.capacity());
 }
