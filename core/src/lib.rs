@@ -69,11 +69,10 @@ mod held;
 pub mod index;
 pub mod keyspace;
 pub mod registry;
-mod routes;
 mod slab;
 pub mod slot;
 
 pub use glob::Pattern;
 pub use index::PatternIndex;
-pub use registry::{Confirmation, Counts, Kind, Registry};
+pub use registry::{Change, Confirmation, Counts, Namespace, Registry, Route};
 pub use slab::CapacityError;

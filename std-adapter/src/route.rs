@@ -1,0 +1,446 @@
+//! A route: one channel, pattern or shard channel that has subscribers, as
+//! the broker delivers to it.
+//!
+//! The core registry keeps an `Arc<Route>` with every name (its route
+//! value), and reports subscribers joining and leaving it. The route holds
+//! what a publish writes to, under its own lock:
+//!
+//! - its *readers*: subscribers that read the route's shared ring directly
+//!   (see `crate::log`), one ring per capacity among them;
+//! - its *members*: subscribers with a queue of their own, and handlers, in
+//!   subscription order.
+//!
+//! A publish writes each route's message once to each ring, and pushes a
+//! handle to each member, under the route's lock, collecting in an
+//! [`Outcome`] everything that must happen after every lock is released:
+//! the messages to drop, the readers to wake, the handlers to call, the
+//! Block waits and the members to remove.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tidings_core::Namespace;
+use tidings_core::registry::PatternId;
+
+use crate::log::{Log, Releases, Ring};
+use crate::message::{Body, Message};
+use crate::queue::{HandlerFn, Member, Offer, lock};
+
+/// One route.
+pub(crate) struct Route<T> {
+    pub(crate) namespace: Namespace,
+    /// The channel, pattern or shard channel, shared with the registry.
+    pub(crate) name: Arc<[u8]>,
+    inner: Mutex<Inner<T>>,
+    /// The name lost its last subscriber, or the broker closed: readers of
+    /// its rings end their stream once they have read them.
+    closed: AtomicBool,
+    /// For an exact channel: which patterns matched it at its last publish.
+    pub(crate) cache: RouteCache,
+}
+
+struct Inner<T> {
+    members: Members<T>,
+    /// Rings by capacity; a ring is kept while it has readers.
+    logs: Vec<Log<Body<T>>>,
+    /// Readers of the rings waiting for a message.
+    waiters: Vec<Arc<Member<T>>>,
+}
+
+/// The members of a route in subscription order, with O(1) removal: a list
+/// with holes, compacted when half of it is holes, and an index by id once
+/// it is long.
+struct Members<T> {
+    list: Vec<Option<Arc<Member<T>>>>,
+    live: usize,
+    /// Position in `list` by member id, kept once `list` is longer than
+    /// `INDEX_FROM`.
+    index: Option<HashMap<u64, usize>>,
+}
+
+const INDEX_FROM: usize = 16;
+
+impl<T> Members<T> {
+    fn new() -> Self {
+        Members {
+            list: Vec::new(),
+            live: 0,
+            index: None,
+        }
+    }
+
+    fn push(&mut self, m: Arc<Member<T>>) {
+        if let Some(index) = &mut self.index {
+            index.insert(m.id, self.list.len());
+        }
+        self.list.push(Some(m));
+        self.live += 1;
+        if self.index.is_none() && self.list.len() > INDEX_FROM {
+            self.reindex();
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Arc<Member<T>>> {
+        let at = match &mut self.index {
+            Some(index) => index.remove(&id)?,
+            None => self
+                .list
+                .iter()
+                .position(|m| m.as_ref().is_some_and(|m| m.id == id))?,
+        };
+        let m = self.list.get_mut(at)?.take()?;
+        self.live -= 1;
+        if self.live * 2 < self.list.len() || self.live == 0 {
+            self.compact();
+        }
+        Some(m)
+    }
+
+    fn compact(&mut self) {
+        self.list.retain(Option::is_some);
+        if self.list.capacity() > 16 && self.list.len() * 4 < self.list.capacity() {
+            self.list.shrink_to(self.list.len() * 2);
+        }
+        if self.list.len() > INDEX_FROM {
+            self.reindex();
+        } else {
+            self.index = None;
+        }
+    }
+
+    fn reindex(&mut self) {
+        let index = self
+            .list
+            .iter()
+            .enumerate()
+            .filter_map(|(at, m)| Some((m.as_ref()?.id, at)))
+            .collect();
+        self.index = Some(index);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<Member<T>>> + '_ {
+        self.list.iter().flatten()
+    }
+}
+
+/// A reader leaves its ring in `inner`; returns what [`Route::leave`] does,
+/// and the ring itself if it has no reader left (to drop outside the lock).
+fn leave_log<T>(
+    inner: &mut Inner<T>,
+    reading: &Reading<T>,
+    mut backlog: impl FnMut(u64, Message<T>),
+) -> (u64, u64, Option<Log<Body<T>>>) {
+    let Some(at) = inner
+        .logs
+        .iter()
+        .position(|l| l.capacity() == reading.capacity)
+    else {
+        return (0, 0, None);
+    };
+    let Some(log) = inner.logs.get_mut(at) else {
+        return (0, 0, None);
+    };
+    let delivered = log.head().saturating_sub(reading.joined);
+    let lost = log.leave(reading.cursor, |lost, m| {
+        backlog(lost, Message::from_shared(m));
+    });
+    let empty = (log.readers() == 0).then(|| inner.logs.swap_remove(at));
+    (lost, delivered, empty)
+}
+
+/// What a publish leaves to do once every lock is released.
+pub(crate) struct Outcome<T> {
+    /// Messages discarded: dropping one may run its payload's `Drop`.
+    pub(crate) garbage: Vec<Message<T>>,
+    /// Ring references given up by evictions.
+    pub(crate) releases: Releases,
+    /// Subscribers to wake.
+    pub(crate) wake: Vec<Arc<Member<T>>>,
+    /// Subscribers that overflowed under `Disconnect`: to remove.
+    pub(crate) doomed: Vec<Arc<Member<T>>>,
+    /// Block publishers' waits: the member and the message's position.
+    pub(crate) waits: Vec<(Arc<Member<T>>, u64)>,
+    /// Handler calls, in delivery order.
+    pub(crate) calls: Vec<(HandlerFn<T>, Message<T>)>,
+    pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
+    pub(crate) lagged: u64,
+}
+
+impl<T> Default for Outcome<T> {
+    fn default() -> Self {
+        Outcome {
+            garbage: Vec::new(),
+            releases: Releases::default(),
+            wake: Vec::new(),
+            doomed: Vec::new(),
+            waits: Vec::new(),
+            calls: Vec::new(),
+            delivered: 0,
+            dropped: 0,
+            lagged: 0,
+        }
+    }
+}
+
+/// A reader's place in a route: which ring (by capacity), where.
+pub(crate) struct Reading<T> {
+    pub(crate) capacity: usize,
+    pub(crate) ring: Arc<Ring<Body<T>>>,
+    pub(crate) cursor: u64,
+    /// The head when it joined: what was delivered to it is counted from
+    /// here.
+    pub(crate) joined: u64,
+}
+
+impl<T> Route<T> {
+    /// A route for `name`, as the registry builds it.
+    pub(crate) fn new(namespace: Namespace, name: &Arc<[u8]>) -> Arc<Route<T>> {
+        Arc::new(Route {
+            namespace,
+            name: Arc::clone(name),
+            inner: Mutex::new(Inner {
+                members: Members::new(),
+                logs: Vec::new(),
+                waiters: Vec::new(),
+            }),
+            closed: AtomicBool::new(false),
+            cache: RouteCache::default(),
+        })
+    }
+
+    /// Whether the route was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the route (its last subscriber left, or the broker closed)
+    /// and returns the readers to wake.
+    pub(crate) fn close(&self) -> Vec<Arc<Member<T>>> {
+        let mut inner = lock(&self.inner);
+        self.closed.store(true, Ordering::Release);
+        std::mem::take(&mut inner.waiters)
+    }
+
+    /// Adds a member (a queue of its own, or a handler).
+    pub(crate) fn add_member(&self, m: Arc<Member<T>>) {
+        lock(&self.inner).members.push(m);
+    }
+
+    /// Removes a member.
+    pub(crate) fn remove_member(&self, id: u64) -> Option<Arc<Member<T>>> {
+        lock(&self.inner).members.remove(id)
+    }
+
+    /// Adds a reader of the ring for `capacity`; `None` if that ring serves
+    /// as many readers as it can.
+    pub(crate) fn join(&self, capacity: usize) -> Option<Reading<T>> {
+        let mut inner = lock(&self.inner);
+        let at = match inner.logs.iter().position(|l| l.capacity() == capacity) {
+            Some(at) => at,
+            None => {
+                inner.logs.push(Log::new(capacity));
+                inner.logs.len() - 1
+            }
+        };
+        let (cursor, ring) = inner.logs.get_mut(at)?.join()?;
+        Some(Reading {
+            capacity,
+            ring,
+            cursor,
+            joined: cursor,
+        })
+    }
+
+    /// A reader leaves its ring: what it had not taken is passed to
+    /// `backlog`, each message with the number lost just before it. Returns
+    /// the number lost after the last one, and the number of messages the
+    /// ring delivered to it.
+    pub(crate) fn leave(
+        &self,
+        reading: &Reading<T>,
+        backlog: impl FnMut(u64, Message<T>),
+    ) -> (u64, u64) {
+        let mut inner = lock(&self.inner);
+        let done = leave_log(&mut inner, reading, backlog);
+        drop(inner);
+        let (lost, delivered, log) = done;
+        // A ring without readers is dropped outside the lock.
+        drop(log);
+        (lost, delivered)
+    }
+
+    /// A reader of this route's ring becomes a member with a queue of its
+    /// own, in one step under the route's lock, so that no publish falls
+    /// between the two: what it had not taken from the ring moves to its
+    /// queue first. Returns the number of messages the ring delivered to it.
+    pub(crate) fn to_member(&self, reading: &Reading<T>, member: &Arc<Member<T>>) -> u64 {
+        let mut inner = lock(&self.inner);
+        let (lost, delivered, log) = leave_log(&mut inner, reading, |lost, m| {
+            member.push_backlog(lost, Some(m));
+        });
+        member.push_backlog(lost, None);
+        inner.members.push(Arc::clone(member));
+        drop(inner);
+        drop(log);
+        delivered
+    }
+
+    /// Under the route's lock, for a reader at `cursor` of the ring for
+    /// `capacity`: the current ring, the oldest message still held, and the
+    /// head.
+    pub(crate) fn ring_state(&self, capacity: usize) -> Option<(Arc<Ring<Body<T>>>, u64, u64)> {
+        let inner = lock(&self.inner);
+        let log = inner.logs.iter().find(|l| l.capacity() == capacity)?;
+        Some((log.ring(), log.oldest(), log.head()))
+    }
+
+    /// Gives a drained ring's memory back (a reader that caught up after a
+    /// backlog calls it).
+    pub(crate) fn trim(&self, capacity: usize) {
+        let mut inner = lock(&self.inner);
+        if let Some(log) = inner.logs.iter_mut().find(|l| l.capacity() == capacity) {
+            log.trim();
+        }
+    }
+
+    /// Asks to wake `member` when the ring for `capacity` gets message
+    /// `cursor`. Returns `false` (not armed) if it is there already, or the
+    /// route is closed: the reader must look again instead of waiting.
+    pub(crate) fn arm(&self, member: &Arc<Member<T>>, capacity: usize, cursor: u64) -> bool {
+        let mut inner = lock(&self.inner);
+        if self.is_closed() {
+            return false;
+        }
+        let head = inner
+            .logs
+            .iter()
+            .find(|l| l.capacity() == capacity)
+            .map_or(0, Log::head);
+        if cursor < head {
+            return false;
+        }
+        if !member.armed.swap(true, Ordering::AcqRel) {
+            inner.waiters.push(Arc::clone(member));
+        }
+        true
+    }
+
+    /// Delivers `message` to every reader and member of the route, under
+    /// its lock. Returns the number of deliveries.
+    pub(crate) fn deliver(&self, message: Message<T>, out: &mut Outcome<T>) -> usize {
+        let mut inner = lock(&self.inner);
+        let inner = &mut *inner;
+        let mut n = 0;
+        if !inner.logs.is_empty() {
+            let shared = message.shared();
+            for log in &mut inner.logs {
+                n += log.append(shared, &mut out.releases);
+                out.lagged += log.take_lagged();
+            }
+            if n > 0 && !inner.waiters.is_empty() {
+                for m in inner.waiters.drain(..) {
+                    m.armed.store(false, Ordering::Release);
+                    out.wake.push(m);
+                }
+            }
+            out.delivered += n as u64;
+        }
+        for m in inner.members.iter() {
+            n += 1;
+            if let Some(handler) = &m.handler {
+                out.calls.push((Arc::clone(handler), message.clone()));
+                out.delivered += 1;
+                continue;
+            }
+            let mut wake = false;
+            match m.offer(message.clone(), &mut out.garbage, &mut wake) {
+                Offer::Delivered => out.delivered += 1,
+                Offer::DeliveredLagged => {
+                    out.delivered += 1;
+                    out.lagged += 1;
+                    m.lagged.fetch_add(1, Ordering::Relaxed);
+                }
+                Offer::Dropped => {
+                    out.dropped += 1;
+                    m.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Offer::Wait(pos) => out.waits.push((Arc::clone(m), pos)),
+                Offer::Overflowed => {
+                    out.dropped += 1;
+                    m.dropped.fetch_add(1, Ordering::Relaxed);
+                    out.doomed.push(Arc::clone(m));
+                }
+            }
+            if wake {
+                out.wake.push(Arc::clone(m));
+            }
+        }
+        out.garbage.push(message);
+        n
+    }
+
+    /// The number of readers and members.
+    pub(crate) fn len(&self) -> usize {
+        let inner = lock(&self.inner);
+        inner.members.live + inner.logs.iter().map(Log::readers).sum::<usize>()
+    }
+
+    /// Everything the route holds, taken out to drop outside the lock.
+    pub(crate) fn members(&self) -> Vec<Arc<Member<T>>> {
+        lock(&self.inner).members.iter().cloned().collect()
+    }
+}
+
+/// The route cache of an exact channel: which patterns matched it at its
+/// last publish, valid while the registry's patterns version is the one
+/// recorded. Written and read by publishers under the registry's shared
+/// lock, where the version cannot change; every publisher computes the same
+/// value for a version, so the two words need no stronger ordering than
+/// "id before version" (a reader that sees the version sees its id).
+#[derive(Default)]
+pub(crate) struct RouteCache {
+    /// The patterns version plus one (0: nothing recorded).
+    version: AtomicU64,
+    /// `NONE`, `SEVERAL`, or the id of the one pattern.
+    pattern: AtomicU32,
+}
+
+const NONE: u32 = u32::MAX;
+const SEVERAL: u32 = u32::MAX - 1;
+
+/// What a route cache says.
+pub(crate) enum Cached {
+    Unknown,
+    NoPattern,
+    One(PatternId),
+}
+
+impl RouteCache {
+    #[inline]
+    pub(crate) fn get(&self, version: u64) -> Cached {
+        if self.version.load(Ordering::Acquire) != version.wrapping_add(1) {
+            return Cached::Unknown;
+        }
+        match self.pattern.load(Ordering::Relaxed) {
+            NONE => Cached::NoPattern,
+            SEVERAL => Cached::Unknown,
+            id => Cached::One(PatternId::from_raw(id)),
+        }
+    }
+
+    /// Records what matched at `version`: no pattern, one, or several
+    /// (`None`, `Some(Some(id))`, `Some(None)`).
+    #[inline]
+    pub(crate) fn set(&self, version: u64, found: Option<Option<PatternId>>) {
+        let id = match found {
+            None => NONE,
+            Some(Some(id)) if id.get() < SEVERAL => id.get(),
+            Some(_) => SEVERAL,
+        };
+        self.pattern.store(id, Ordering::Relaxed);
+        self.version
+            .store(version.wrapping_add(1), Ordering::Release);
+    }
+}
