@@ -155,22 +155,29 @@ impl Interest {
             }
             st.dispatching = true;
         }
-        // Cleared however the loop ends, a panicking hook included; changes
-        // not yet handed out stay recorded for the next dispatch.
-        struct Done<'a>(&'a Mutex<InterestState>);
-        impl Drop for Done<'_> {
+        // If a hook panics, the flag is cleared on the way out; changes not
+        // yet handed out stay recorded for the next dispatch. On the normal
+        // way out it is cleared in the same critical section that finds
+        // nothing left, so that a change recorded after that is dispatched
+        // by whoever recorded it.
+        struct Unwinding<'a>(Option<&'a Mutex<InterestState>>);
+        impl Drop for Unwinding<'_> {
             fn drop(&mut self) {
-                match self.0.lock() {
-                    Ok(mut st) => st.dispatching = false,
-                    Err(poisoned) => poisoned.into_inner().dispatching = false,
+                if let Some(state) = self.0 {
+                    match state.lock() {
+                        Ok(mut st) => st.dispatching = false,
+                        Err(poisoned) => poisoned.into_inner().dispatching = false,
+                    }
                 }
             }
         }
-        let _done = Done(&self.state);
+        let mut unwinding = Unwinding(Some(&self.state));
         loop {
             let (p, hooks) = {
                 let mut st = lock(&self.state);
                 let Some(p) = st.pending.pop_front() else {
+                    st.dispatching = false;
+                    unwinding.0 = None;
                     return;
                 };
                 let hooks: SmallVec<[Hook; 2]> = st
