@@ -15,20 +15,18 @@
 //! all (the channel keeps its exact subscriber): the floor that the index's
 //! cost is compared to.
 //!
-//! A channel with exact subscribers remembers which patterns matched it at
-//! its last publish while the patterns are unchanged (the registry's route
-//! cache), so repeated publishes to it, as here, skip the index when one
-//! pattern or none matches. `index/<set>/tidings_pattern_only` publishes to
-//! the same channel with its exact subscriber gone, so that every publish
-//! asks the index; its floor is `index/zero_patterns/tidings_pattern_only`,
-//! a publish to a channel nobody holds.
+//! The core keeps no route cache (the adapter keeps one), so every publish
+//! here asks the index. `index/<set>/tidings_pattern_only` publishes to the
+//! same channel with its exact subscriber gone; its floor is
+//! `index/zero_patterns/tidings_pattern_only`, a publish to a channel nobody
+//! holds.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
 use tidings_benches::{build_routers, index_sets, prefix_set};
-use tidings_core::Registry;
+use tidings_core::{Namespace, Registry};
 
 /// Adds the `index` group.
 pub(crate) fn register(c: &mut Criterion) {
@@ -40,8 +38,10 @@ pub(crate) fn register(c: &mut Criterion) {
 
     // The channel of the largest prefix case, with its exact subscriber only.
     let channel = prefix_set(100_000).channel.into_bytes();
-    let mut empty = Registry::new();
-    empty.subscribe(0u64, &channel);
+    let mut empty: Registry<u64> = Registry::new();
+    empty
+        .subscribe(Namespace::Channel, 0, &channel, |_| {})
+        .expect("far below the registry's capacity");
     assert_eq!(empty.publish(&channel, |_, _| {}), 1);
     group.bench_function(BenchmarkId::new("zero_patterns", "tidings"), |b| {
         b.iter(|| {
@@ -66,7 +66,7 @@ pub(crate) fn register(c: &mut Criterion) {
     for set in index_sets() {
         let (registry, scan) = build_routers(&set);
         let (mut pattern_only, _) = build_routers(&set);
-        pattern_only.unsubscribe(0, set.channel.as_bytes());
+        pattern_only.unsubscribe(Namespace::Channel, 0, set.channel.as_bytes(), |_| {});
         assert_eq!(
             pattern_only.publish(set.channel.as_bytes(), |_, _| {}),
             set.matching
