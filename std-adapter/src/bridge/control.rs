@@ -1,14 +1,36 @@
 //! The control thread: it keeps the broker's interest, the connections to
 //! every node, and makes Redis hold exactly that interest.
 //!
-//! It works by reconciliation rather than by replaying commands. `desired`
-//! is the set of names local subscribers hold (kept current by the interest
-//! hook); each node's `held` is what the bridge has subscribed on its
-//! current connection. Any change marks names dirty, and one pass writes the
-//! `(P|S)SUBSCRIBE`s and `(P|S)UNSUBSCRIBE`s that make `held` follow
-//! `desired`, batched per node. A reconnect is the same pass from an empty
-//! `held`, so resubscribing after a fault needs no separate code path, and a
-//! burst of changes while a node is down costs nothing until it is back.
+//! It works by reconciliation rather than by replaying commands. The
+//! broker's registry is the truth: a name is wanted on Redis while a local
+//! subscriber holds it. `desired` is the control thread's copy of that set,
+//! and each node's `held` is what the bridge has subscribed on its current
+//! connection. The interest hook only marks a name *dirty*; a pass then
+//! looks every dirty name up in the registry (one shared lock for the
+//! pass), updates `desired`, and writes the `(P|S)SUBSCRIBE`s and
+//! `(P|S)UNSUBSCRIBE`s that make `held` follow, batched per node. A
+//! reconnect is the same pass from an empty `held`, so resubscribing after a
+//! fault needs no separate code path, and a burst of changes while a node is
+//! down costs nothing until it is back.
+//!
+//! **Why the registry decides, not the hook's `active` flag.** Hooks run
+//! after the broker's locks are released, in the registry's order, but
+//! possibly on another thread that is already handing changes out, so a
+//! notification may arrive well after the change, even after later changes
+//! were seen by a [`Bridge::sync`] (below). Replaying its flag could then
+//! unsubscribe a name that is held again (a gap during which its messages
+//! are lost); looking the name up cannot, because whatever arrives, the
+//! pass writes what the registry holds at that moment. Every change is
+//! followed by its notification, so the last pass after the last change
+//! leaves Redis holding exactly the registry's names.
+//!
+//! **Sync.** A [`Bridge::sync`] caller must see every change made before
+//! its call applied, including changes whose notification is still on its
+//! way. So a sync first *audits*: it compares the whole registry with
+//! `desired` and marks every difference dirty (a pass over the names held),
+//! then the same pass writes them, then a `PING` on every subscriber
+//! connection; Redis answers it after applying everything written before,
+//! so its `PONG` on every node answers the sync.
 //!
 //! Everything else is timers: reconnect backoff per node, a heartbeat `PING`
 //! on every subscriber connection (a node that does not answer within the
@@ -24,12 +46,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::Value;
+use tidings_core::Namespace;
 use tidings_core::slot::key_hash_slot;
 
 use super::conn::{SubConn, ping_command};
 use super::topology::{NodeAddr, SlotMap, route};
 use super::{BridgeError, Event, Key, PubConn, Routing, Settings, Shared, open_publisher};
-use crate::broker::{Broker, Scope};
+use crate::broker::BrokerState;
 
 /// At most this many names in one `(P|S)(UN)SUBSCRIBE` command.
 const BATCH: usize = 1024;
@@ -97,14 +120,18 @@ struct Waiter {
 pub(super) struct Control<T> {
     shared: Arc<Shared>,
     settings: Settings,
-    broker: Broker<T>,
+    /// The broker's state (not a handle: the bridge does not keep the
+    /// broker open), for its registry.
+    broker: Arc<BrokerState<T>>,
     events: Receiver<Event>,
     /// Cluster seeds; empty for a standalone server.
     seeds: Vec<NodeAddr>,
-    /// What local subscribers hold.
+    /// What local subscribers held when each name was last looked up.
     desired: HashSet<Key>,
-    /// Names whose Redis side may not match `desired`.
+    /// Names to look up in the registry, and whose Redis side may not match.
     dirty: HashSet<Key>,
+    /// A sync arrived: compare the whole registry with `desired` first.
+    audit_wanted: bool,
     /// `nodes[0]` holds channels and patterns.
     nodes: Vec<Node>,
     /// In a cluster, the owner (an index into `nodes`) of every slot.
@@ -119,14 +146,14 @@ pub(super) struct Control<T> {
 
 impl<T> Control<T>
 where
-    T: Clone + Send + Sync + 'static + AsRef<[u8]> + From<Vec<u8>>,
+    T: Clone + Send + Sync + 'static + From<Vec<u8>>,
 {
     /// Builds the control state and connects every node once; an error
     /// means the first connection failed (nothing is left running).
     pub(super) fn start(
         shared: Arc<Shared>,
         settings: Settings,
-        broker: Broker<T>,
+        broker: Arc<BrokerState<T>>,
         events: Receiver<Event>,
         server: Option<NodeAddr>,
         seeds: Vec<NodeAddr>,
@@ -139,6 +166,7 @@ where
             seeds,
             desired: HashSet::new(),
             dirty: HashSet::new(),
+            audit_wanted: false,
             nodes: Vec::new(),
             slots: None,
             waiters: Vec::new(),
@@ -210,19 +238,17 @@ where
     /// Applies one event; `false` means stop.
     fn handle(&mut self, event: Event) -> bool {
         match event {
-            Event::Interest(key, active) => {
-                if active {
-                    self.desired.insert(key.clone());
-                } else {
-                    self.desired.remove(&key);
-                }
+            Event::Interest(key) => {
                 self.dirty.insert(key);
             }
-            Event::Sync { reply, deadline } => self.waiters.push(Waiter {
-                reply,
-                deadline,
-                token: None,
-            }),
+            Event::Sync { reply, deadline } => {
+                self.audit_wanted = true;
+                self.waiters.push(Waiter {
+                    reply,
+                    deadline,
+                    token: None,
+                });
+            }
             Event::Pong { conn, token } => {
                 if let Some(node) = self.nodes.iter_mut().find(|n| n.conn == conn) {
                     node.acked = node.acked.max(token);
@@ -317,7 +343,7 @@ where
             &node.addr,
             id,
             &self.settings,
-            self.broker.clone(),
+            Arc::clone(&self.broker),
             Arc::clone(&self.shared),
         )?;
         let publisher = open_publisher(&node.addr, &self.settings)?;
@@ -375,11 +401,43 @@ where
         node.delay = (node.delay * 2).clamp(min, max);
     }
 
-    /// Writes what makes every up node hold exactly the desired names
-    /// routed to it.
+    /// Marks dirty every name on which the registry and `desired`
+    /// disagree: what a change whose notification has not arrived yet left
+    /// behind. A pass over the names held, under the registry's shared lock.
+    fn audit(&mut self) {
+        let registry = self.broker.read();
+        let (desired, dirty) = (&self.desired, &mut self.dirty);
+        registry.for_each_name(|r| {
+            let key = (r.namespace(), Arc::clone(r.name()));
+            if !desired.contains(&key) {
+                dirty.insert(key);
+            }
+        });
+        for key in desired {
+            if registry.route(key.0, &key.1).is_none() {
+                dirty.insert(key.clone());
+            }
+        }
+    }
+
+    /// Looks every dirty name up in the registry, then writes what makes
+    /// every up node hold exactly the desired names routed to it.
     fn reconcile(&mut self) {
+        if std::mem::take(&mut self.audit_wanted) {
+            self.audit();
+        }
         if self.dirty.is_empty() {
             return;
+        }
+        {
+            let registry = self.broker.read();
+            for key in &self.dirty {
+                if registry.route(key.0, &key.1).is_some() {
+                    self.desired.insert(key.clone());
+                } else {
+                    self.desired.remove(key);
+                }
+            }
         }
         let slots = self.slots.clone();
         let route = |key: &Key| route(slots.as_deref(), key.0, &key.1);
@@ -402,32 +460,35 @@ where
             self.close(i);
             self.nodes[i].retry_at = Instant::now();
         }
-        // (node, command) → names, in a stable order per batch.
-        let mut batches: HashMap<(usize, &'static str, Option<u16>), Vec<Key>> = HashMap::new();
+        // (node, namespace, subscribe?, slot) → names.
+        let mut batches: HashMap<(usize, Namespace, bool, Option<u16>), Vec<Key>> = HashMap::new();
         for key in self.dirty.drain() {
             let want = self.desired.contains(&key).then(|| route(&key));
             for (i, node) in self.nodes.iter().enumerate() {
                 if node.sub.is_none() {
                     continue;
                 }
-                let has = node.held.contains(&key);
-                let command = match (has, want == Some(i)) {
-                    (true, false) => unsubscribe_command(key.0),
-                    (false, true) => subscribe_command(key.0),
+                let subscribe = match (node.held.contains(&key), want == Some(i)) {
+                    (true, false) => false,
+                    (false, true) => true,
                     _ => continue,
                 };
                 // In a cluster, one shard command may name only one slot.
-                let slot = (key.0 == Scope::ShardChannel).then(|| key_hash_slot(&key.1));
+                let slot = (key.0 == Namespace::Shard).then(|| key_hash_slot(&key.1));
                 batches
-                    .entry((i, command, slot))
+                    .entry((i, key.0, subscribe, slot))
                     .or_default()
                     .push(key.clone());
             }
         }
         let mut per_node: HashMap<usize, Writes> = HashMap::new();
-        for ((i, command, _), keys) in batches {
+        for ((i, namespace, subscribe, _), keys) in batches {
             let writes = per_node.entry(i).or_default();
-            let subscribe = !command.contains("UNSUB");
+            let command = if subscribe {
+                namespace.subscribe_command()
+            } else {
+                namespace.unsubscribe_command()
+            };
             for chunk in keys.chunks(BATCH) {
                 let mut cmd = redis::cmd(command);
                 for key in chunk {
@@ -630,22 +691,6 @@ where
             self.dirty.extend(node.held.iter().cloned());
         }
         Ok(())
-    }
-}
-
-fn subscribe_command(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Pattern => "PSUBSCRIBE",
-        Scope::ShardChannel => "SSUBSCRIBE",
-        _ => "SUBSCRIBE",
-    }
-}
-
-fn unsubscribe_command(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Pattern => "PUNSUBSCRIBE",
-        Scope::ShardChannel => "SUNSUBSCRIBE",
-        _ => "UNSUBSCRIBE",
     }
 }
 
