@@ -955,6 +955,8 @@ mod testoibits {
     }
 
     #[test]
+    // The probes are constants by design: see `Probe`.
+    #[allow(clippy::assertions_on_constants)]
     fn auto_traits() {
         generic::<Bytes>();
         generic::<std::cell::Cell<u8>>(); // Send but not Sync
