@@ -56,7 +56,7 @@ use axum::response::{Html, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tidings::{Broker, Options, Policy, RecvError, Subscriber};
+use tidings::{Broker, Namespace, Options, Policy, RecvError, Subscriber};
 
 /// What the broker carries: one serialized JSON event, shared by every
 /// delivery.
@@ -161,7 +161,9 @@ impl Chat {
     /// Tells a room how many members it has now.
     fn announce(&self, room: &str) {
         let _serial = self.presence.lock().unwrap_or_else(PoisonError::into_inner);
-        let online = self.broker.numsub(format!("chat:{room}"));
+        let online = self
+            .broker
+            .numsub(Namespace::Channel, format!("chat:{room}"));
         publish(
             &self.broker,
             &format!("presence:{room}"),
@@ -275,11 +277,17 @@ fn valid_room(room: &str) -> bool {
 /// One WebSocket connection: its own subscriber, forwarded to the socket,
 /// and the browser's requests, published.
 async fn connection(mut socket: WebSocket, chat: Chat) {
-    let mut sub = chat.broker.subscriber_with(
-        Options::new()
-            .capacity(QUEUE_CAPACITY)
-            .policy(Policy::DropOldest),
-    );
+    let options = Options::new()
+        .capacity(QUEUE_CAPACITY)
+        .policy(Policy::DropOldest);
+    let mut sub = match chat.broker.subscriber_with(options) {
+        Ok(sub) => sub,
+        // Only a capacity of 0 is refused, and QUEUE_CAPACITY is not 0.
+        Err(e) => {
+            let _ = socket.send(frame(&error(&e.to_string()))).await;
+            return;
+        }
+    };
     sub.subscribe(STATS);
     let mut member: Option<Member> = None;
     loop {
@@ -324,15 +332,15 @@ async fn stats_ticker(broker: Broker<Payload>) {
     loop {
         tick.tick().await;
         let now = (Instant::now(), broker.metrics());
-        if broker.numsub(STATS) > 0 {
+        if broker.numsub(Namespace::Channel, STATS) > 0 {
             let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
             let rate = |later: u64, earlier: u64| later.saturating_sub(earlier) as f64 / secs;
             let rooms: Vec<Value> = broker
-                .channels(Some(b"chat:*"))
+                .channels(Namespace::Channel, Some(b"chat:*"))
                 .iter()
                 .map(|channel| {
                     let room = String::from_utf8_lossy(&channel[b"chat:".len()..]);
-                    json!({ "room": room, "online": broker.numsub(channel) })
+                    json!({ "room": room, "online": broker.numsub(Namespace::Channel, channel) })
                 })
                 .collect();
             publish(
@@ -343,7 +351,7 @@ async fn stats_ticker(broker: Broker<Payload>) {
                     "msgs_per_sec": rate(now.1.published, last.1.published),
                     "deliveries_per_sec": rate(now.1.delivered, last.1.delivered),
                     "subscribers": now.1.subscribers,
-                    "channels": broker.channels(None).len(),
+                    "channels": broker.channels(Namespace::Channel, None).len(),
                     "lagged": now.1.lagged,
                     "rooms": rooms,
                 }),

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tidings::Broker;
+use tidings::{Broker, Namespace};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -208,8 +208,11 @@ async fn rooms_receive_exactly_their_messages_and_a_stalled_client_slows_nobody(
             members.push((room, socket));
         }
     }
-    assert_eq!(broker.numsub("chat:north"), PER_ROOM + 1);
-    assert_eq!(broker.numsub("chat:south"), PER_ROOM);
+    assert_eq!(
+        broker.numsub(Namespace::Channel, "chat:north"),
+        PER_ROOM + 1
+    );
+    assert_eq!(broker.numsub(Namespace::Channel, "chat:south"), PER_ROOM);
 
     let watcher = tokio::spawn(async move {
         let mut seen = Seen::default();
@@ -305,7 +308,7 @@ async fn presence_follows_joins_and_leaves() {
 
     let (_moderator, _) = join(addr, "mod", "*").await;
     let (_elsewhere, _) = join(addr, "eve", "elsewhere").await;
-    assert_eq!(broker.numsub("chat:lobby"), 2);
+    assert_eq!(broker.numsub(Namespace::Channel, "chat:lobby"), 2);
 
     bob.close(None).await.unwrap();
     let presence = next_of(&mut ann, "presence").await;
@@ -313,7 +316,7 @@ async fn presence_follows_joins_and_leaves() {
         (presence["room"].as_str(), presence["online"].as_u64()),
         (Some("lobby"), Some(1))
     );
-    assert_eq!(broker.numsub("chat:lobby"), 1);
+    assert_eq!(broker.numsub(Namespace::Channel, "chat:lobby"), 1);
 }
 
 /// Typing goes to the room's `typing:{room}` channel, at most once a second
@@ -426,7 +429,11 @@ async fn bad_input_is_answered_not_fatal() {
         next_of(&mut socket, "error").await["error"],
         "unreadable request"
     );
-    assert!(broker.channels(Some(b"chat:*")).is_empty());
+    assert!(
+        broker
+            .channels(Namespace::Channel, Some(b"chat:*"))
+            .is_empty()
+    );
 
     send(
         &mut socket,
