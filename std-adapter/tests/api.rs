@@ -707,17 +707,32 @@ fn select_over_subscribers_and_a_user_channel() {
     assert_eq!(seen, ["a:to a", "b:to b"]);
     assert!(a.is_empty() && b.is_empty());
 
-    // Once the broker is gone, the bell rings and the subscriber says why.
+    // Once the broker is gone, the bell rings and the subscriber says why:
+    // for one with a queue of its own, and for a reader of a channel's
+    // shared ring.
+    let mut ring = broker
+        .subscriber_with(Options::new().policy(Policy::DropOldest))
+        .unwrap();
+    ring.subscribe("r");
+    let bell_ring = ring.ready().clone();
+    while bell_ring.try_recv().is_ok() {}
     assert_eq!(a.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(ring.try_recv().unwrap_err(), TryRecvError::Empty);
     drop(broker);
-    select! {
-        recv(bell_a) -> token => token.unwrap(),
-        default(LIVENESS) => panic!("the bell did not ring when the broker closed"),
+    for (what, bell, sub) in [
+        ("own queue", &bell_a, &mut a),
+        ("ring", &bell_ring, &mut ring),
+    ] {
+        select! {
+            recv(bell) -> token => token.unwrap(),
+            default(LIVENESS) => panic!("{what}: the bell did not ring when the broker closed"),
+        }
+        assert_eq!(
+            sub.try_recv().unwrap_err(),
+            TryRecvError::Disconnected(DisconnectReason::BrokerClosed),
+            "{what}"
+        );
     }
-    assert_eq!(
-        a.try_recv().unwrap_err(),
-        TryRecvError::Disconnected(DisconnectReason::BrokerClosed)
-    );
 }
 
 /// Messages published on other threads while the reader waits in
