@@ -26,10 +26,20 @@ fn publish_after(broker: &Broker<i32>, delay: Duration, payload: i32) -> thread:
 
 #[test]
 fn a_message_published_during_the_spin_is_received() {
-    with_watchdog(support::WATCHDOG, || {
+    message_published_during_the_spin_is_received(Policy::Disconnect);
+}
+
+/// The same for a reader of one channel's shared ring.
+#[test]
+fn a_message_published_during_the_spin_is_received_by_a_ring_reader() {
+    message_published_during_the_spin_is_received(Policy::DropOldest);
+}
+
+fn message_published_during_the_spin_is_received(policy: Policy) {
+    with_watchdog(support::WATCHDOG, move || {
         let broker = Broker::new();
         let mut sub = broker
-            .subscriber_with(spinning(Duration::from_secs(2)))
+            .subscriber_with(spinning(Duration::from_secs(2)).policy(policy))
             .unwrap();
         sub.subscribe("c");
         let publisher = publish_after(&broker, Duration::from_millis(5), 1);
@@ -40,10 +50,16 @@ fn a_message_published_during_the_spin_is_received() {
 
 #[test]
 fn after_the_spin_the_receiver_sleeps_and_still_receives() {
-    with_watchdog(support::WATCHDOG, || {
+    for policy in [Policy::Disconnect, Policy::DropOldest] {
+        after_the_spin_the_receiver_sleeps(policy);
+    }
+}
+
+fn after_the_spin_the_receiver_sleeps(policy: Policy) {
+    with_watchdog(support::WATCHDOG, move || {
         let broker = Broker::new();
         let mut sub = broker
-            .subscriber_with(spinning(Duration::from_micros(50)))
+            .subscriber_with(spinning(Duration::from_micros(50)).policy(policy))
             .unwrap();
         sub.subscribe("c");
         let publisher = publish_after(&broker, Duration::from_millis(30), 2);
