@@ -6,9 +6,9 @@
 //! subscriber holds it. `desired` is the control thread's copy of that set,
 //! and each node's `held` is what the bridge has subscribed on its current
 //! connection. The interest hook only marks a name *dirty*; a pass then
-//! looks every dirty name up in the registry (one shared lock for the
-//! pass), updates `desired`, and writes the `(P|S)SUBSCRIBE`s and
-//! `(P|S)UNSUBSCRIBE`s that make `held` follow, batched per node. A
+//! looks every dirty name up in the registry (taking its shared lock once
+//! per batch of names), updates `desired`, and writes the `(P|S)SUBSCRIBE`s
+//! and `(P|S)UNSUBSCRIBE`s that make `held` follow, batched per node. A
 //! reconnect is the same pass from an empty `held`, so resubscribing after a
 //! fault needs no separate code path, and a burst of changes while a node is
 //! down costs nothing until it is back.
@@ -16,21 +16,23 @@
 //! **Why the registry decides, not the hook's `active` flag.** Hooks run
 //! after the broker's locks are released, in the registry's order, but
 //! possibly on another thread that is already handing changes out, so a
-//! notification may arrive well after the change, even after later changes
-//! were seen by a [`Bridge::sync`] (below). Replaying its flag could then
-//! unsubscribe a name that is held again (a gap during which its messages
-//! are lost); looking the name up cannot, because whatever arrives, the
-//! pass writes what the registry holds at that moment. Every change is
-//! followed by its notification, so the last pass after the last change
-//! leaves Redis holding exactly the registry's names.
+//! notification may arrive well after its change, even after a
+//! [`Bridge::sync`] (below) has applied later ones. Replaying its flag could
+//! then unsubscribe a name that is held again (a gap during which its
+//! messages are lost); looking the name up cannot, because whatever
+//! arrives, the pass writes what the registry holds at that moment. Every
+//! change is followed by its notification (if another hook panics, by the
+//! next interest change's dispatch at the latest), so the pass after the
+//! last one leaves Redis holding exactly the registry's names.
 //!
 //! **Sync.** A [`Bridge::sync`] caller must see every change made before
 //! its call applied, including changes whose notification is still on its
-//! way. So a sync first *audits*: it compares the whole registry with
-//! `desired` and marks every difference dirty (a pass over the names held),
-//! then the same pass writes them, then a `PING` on every subscriber
-//! connection; Redis answers it after applying everything written before,
-//! so its `PONG` on every node answers the sync.
+//! way. So a sync first *audits*: it copies the registry's names (holding
+//! its shared lock for one reference count per name), compares them with
+//! `desired` without the lock and marks every difference dirty; the same
+//! pass then writes them, followed by a `PING` on every subscriber
+//! connection. Redis answers the `PING` after applying everything written
+//! before it, so a `PONG` from every node answers the sync.
 //!
 //! Everything else is timers: reconnect backoff per node, a heartbeat `PING`
 //! on every subscriber connection (a node that does not answer within the
@@ -403,21 +405,16 @@ where
 
     /// Marks dirty every name on which the registry and `desired`
     /// disagree: what a change whose notification has not arrived yet left
-    /// behind. A pass over the names held, under the registry's shared lock.
+    /// behind. The registry's shared lock is held only to copy the names
+    /// (a reference count each); the comparison runs without it.
     fn audit(&mut self) {
-        let registry = self.broker.read();
-        let (desired, dirty) = (&self.desired, &mut self.dirty);
-        registry.for_each_name(|r| {
-            let key = (r.namespace(), Arc::clone(r.name()));
-            if !desired.contains(&key) {
-                dirty.insert(key);
-            }
-        });
-        for key in desired {
-            if registry.route(key.0, &key.1).is_none() {
-                dirty.insert(key.clone());
-            }
-        }
+        let mut held: Vec<Key> = Vec::new();
+        self.broker
+            .read()
+            .for_each_name(|r| held.push((r.namespace(), Arc::clone(r.name()))));
+        let held: HashSet<Key> = held.into_iter().collect();
+        self.dirty.extend(held.difference(&self.desired).cloned());
+        self.dirty.extend(self.desired.difference(&held).cloned());
     }
 
     /// Looks every dirty name up in the registry, then writes what makes
@@ -429,9 +426,12 @@ where
         if self.dirty.is_empty() {
             return;
         }
-        {
+        // Each name is looked up on its own, so the lock is taken per batch
+        // of names rather than across a burst of thousands.
+        let dirty: Vec<Key> = self.dirty.drain().collect();
+        for chunk in dirty.chunks(BATCH) {
             let registry = self.broker.read();
-            for key in &self.dirty {
+            for key in chunk {
                 if registry.route(key.0, &key.1).is_some() {
                     self.desired.insert(key.clone());
                 } else {
@@ -445,7 +445,7 @@ where
         // was resharded, or the main node changed): close that node first,
         // so its messages stop before the name is subscribed elsewhere.
         let mut moved: Vec<usize> = Vec::new();
-        for key in &self.dirty {
+        for key in &dirty {
             if !self.desired.contains(key) {
                 continue;
             }
@@ -462,7 +462,7 @@ where
         }
         // (node, namespace, subscribe?, slot) → names.
         let mut batches: HashMap<(usize, Namespace, bool, Option<u16>), Vec<Key>> = HashMap::new();
-        for key in self.dirty.drain() {
+        for key in dirty {
             let want = self.desired.contains(&key).then(|| route(&key));
             for (i, node) in self.nodes.iter().enumerate() {
                 if node.sub.is_none() {
