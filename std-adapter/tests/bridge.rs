@@ -704,10 +704,11 @@ fn the_last_broker_handle_closes_the_broker_while_bridged() {
         sub.recv_timeout(WAIT).unwrap_err(),
         RecvTimeoutError::Disconnected(DisconnectReason::BrokerClosed)
     );
-    // Redis still holds the channel until the bridge looks again: what it
-    // sends reaches nobody.
+    // Redis may still hold the channel until the bridge looks again: what
+    // it sends then reaches nobody.
     let before = bridge.metrics();
-    assert_eq!(bridge.publish(&ch, b"to nobody").unwrap(), 1);
+    let reached = bridge.publish(&ch, b"to nobody").unwrap();
+    assert!(reached <= 1, "{reached}");
     bridge.sync(WAIT).unwrap();
     assert_eq!(numsub(&mut con, &ch), 0);
     let after = bridge.metrics();
@@ -716,7 +717,7 @@ fn the_last_broker_handle_closes_the_broker_while_bridged() {
             after.messages_in - before.messages_in,
             after.deliveries - before.deliveries
         ),
-        (1, 0)
+        (reached as u64, 0)
     );
 }
 
