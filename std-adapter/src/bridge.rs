@@ -167,8 +167,8 @@ type Key = (Namespace, Arc<[u8]>);
 /// Redis counts only the subscribers of the node that took the command:
 /// for `SPUBLISH` that is the shard channel's owner, where every bridge
 /// subscribes it, so the count is complete; for `PUBLISH` it is the
-/// bridge's main node (see below), which counts every bridge started with
-/// the same seeds but not plain clients on other nodes.
+/// bridge's main node (see below), which counts every bridge with the same
+/// first seed, but not plain clients of other nodes.
 ///
 /// # Guarantees, and what changes
 ///
@@ -254,7 +254,10 @@ type Key = (Namespace, Arc<[u8]>);
 /// by a thread of its own, and one publisher connection, used by the
 /// publishing threads. No async runtime is involved. Dropping the
 /// [`Bridge`] (or [`Bridge::shutdown`]) closes every connection (so Redis
-/// drops the bridge's subscriptions) and joins the threads.
+/// drops the bridge's subscriptions) and joins the threads. The bridge does
+/// not keep the broker open: when its last [`Broker`] handle is dropped,
+/// local subscribers end as they do without a bridge, and the next
+/// [`Bridge::sync`] leaves Redis.
 pub struct Bridge {
     shared: Arc<Shared>,
     /// The broker's [`InterestWatch`](crate::InterestWatch): dropping it
