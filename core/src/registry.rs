@@ -43,11 +43,10 @@
 //! ```
 //! use tidings_core::registry::{Namespace, Registry};
 //!
-//! let mut registry: Registry<u64> = Registry::new();
-//! let quiet = |_| {};
-//! assert_eq!(registry.subscribe(Namespace::Channel, 1, b"news.sports", quiet).unwrap().count, 1);
-//! assert_eq!(registry.subscribe(Namespace::Pattern, 2, b"news.*", quiet).unwrap().count, 1);
-//! assert_eq!(registry.subscribe(Namespace::Pattern, 1, b"*.sports", quiet).unwrap().count, 2);
+//! let mut registry = Registry::new();
+//! assert_eq!(registry.subscribe(Namespace::Channel, 1u64, b"news.sports", |_| {}).unwrap().count, 1);
+//! assert_eq!(registry.subscribe(Namespace::Pattern, 2, b"news.*", |_| {}).unwrap().count, 1);
+//! assert_eq!(registry.subscribe(Namespace::Pattern, 1, b"*.sports", |_| {}).unwrap().count, 2);
 //!
 //! let mut deliveries = Vec::new();
 //! let n = registry.publish(b"news.sports", |subscriber, pattern| {
@@ -61,8 +60,8 @@
 //! ]);
 //!
 //! // Removing a subscriber frees everything it held.
-//! registry.remove_subscriber(1, quiet);
-//! registry.remove_subscriber(2, quiet);
+//! registry.remove_subscriber(1, |_| {});
+//! registry.remove_subscriber(2, |_| {});
 //! assert!(registry.is_empty());
 //! ```
 
@@ -168,7 +167,12 @@ pub struct Confirmation {
 impl Confirmation {
     /// A confirmation, for an integration that answers an operation itself
     /// (for example one it refused).
-    pub fn new(namespace: Namespace, subscribe: bool, name: Option<Arc<[u8]>>, count: usize) -> Self {
+    pub fn new(
+        namespace: Namespace,
+        subscribe: bool,
+        name: Option<Arc<[u8]>>,
+        count: usize,
+    ) -> Self {
         Confirmation {
             namespace,
             subscribe,
@@ -192,7 +196,7 @@ impl Confirmation {
 /// operation's callback while the registry is being changed: the subscriber
 /// joined the name's route, or left it.
 ///
-/// `first` marks the interest changes: the name gained its first subscriber
+/// `first_or_last` marks the interest changes: the name gained its first subscriber
 /// (the route, and `route`, was created for this join) or lost its last one
 /// (the route is freed, and `route` dropped, right after the callback
 /// returns). A caller whose route values own data it must not drop while it
@@ -316,7 +320,10 @@ impl<S, V> fmt::Debug for Route<'_, S, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Route")
             .field("namespace", &self.namespace)
-            .field("name", &alloc::string::ToString::to_string(&self.name.escape_ascii()))
+            .field(
+                "name",
+                &alloc::string::ToString::to_string(&self.name.escape_ascii()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -556,15 +563,17 @@ pub struct Registry<S, V = ()> {
 }
 
 impl<S: Copy + Eq + Hash, V: Default> Default for Registry<S, V> {
+    /// An empty registry whose routes start with `V::default()`.
     fn default() -> Self {
-        Self::new()
+        Self::with_routes(|_, _| V::default())
     }
 }
 
-impl<S: Copy + Eq + Hash, V: Default> Registry<S, V> {
-    /// An empty registry whose routes start with `V::default()`.
+impl<S: Copy + Eq + Hash> Registry<S> {
+    /// An empty registry that keeps no value with its names (`V = ()`; see
+    /// [`with_routes`](Self::with_routes) and [`Default`] for others).
     pub fn new() -> Self {
-        Self::with_routes(|_, _| V::default())
+        Self::default()
     }
 }
 
@@ -620,10 +629,9 @@ impl<S: Copy + Eq + Hash, V> Registry<S, V> {
             None => {
                 let make = self.make;
                 let created = match namespace {
-                    Namespace::Channel => {
-                        self.channels
-                            .insert(name, subscriber, |n| make(Namespace::Channel, n))
-                    }
+                    Namespace::Channel => self
+                        .channels
+                        .insert(name, subscriber, |n| make(Namespace::Channel, n)),
                     Namespace::Shard => self
                         .shard_channels
                         .insert(name, subscriber, |n| make(Namespace::Shard, n)),
@@ -769,8 +777,8 @@ impl<S: Copy + Eq + Hash, V> Registry<S, V> {
     }
 
     /// Removes everything `subscriber` holds, silently, as when a Redis client
-    /// disconnects, calling `on_change` for every name it leaves. Returns what
-    /// it held.
+    /// disconnects, calling `on_change` for every name it leaves, in no
+    /// particular order. Returns what it held.
     pub fn remove_subscriber(
         &mut self,
         subscriber: S,
@@ -915,7 +923,11 @@ impl<S: Copy + Eq + Hash, V> Registry<S, V> {
     /// unless more than 16 distinct patterns match (see
     /// [`PatternIndex::for_each_match`]).
     #[inline]
-    pub fn for_each_route<'r>(&'r self, channel: &[u8], mut f: impl FnMut(Route<'r, S, V>)) -> usize {
+    pub fn for_each_route<'r>(
+        &'r self,
+        channel: &[u8],
+        mut f: impl FnMut(Route<'r, S, V>),
+    ) -> usize {
         let mut n = 0;
         if let Some(route) = self.route(Namespace::Channel, channel) {
             f(route);
@@ -941,9 +953,10 @@ impl<S: Copy + Eq + Hash, V> Registry<S, V> {
         if self.patterns.is_empty() {
             return;
         }
-        self.patterns.for_each_match_id(channel, |id, pattern, entry| {
-            f(PatternId(id), pattern_route(pattern, entry));
-        });
+        self.patterns
+            .for_each_match_id(channel, |id, pattern, entry| {
+                f(PatternId(id), pattern_route(pattern, entry));
+            });
     }
 
     /// The route of the pattern `id` names, if it is still held.

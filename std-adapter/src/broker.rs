@@ -314,7 +314,13 @@ impl<T> BrokerState<T> {
     /// `message`, `pmessage` or `smessage` it received. Not counted in
     /// `published`.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn deliver(&self, namespace: Namespace, name: &[u8], channel: &[u8], payload: T) -> usize
+    pub(crate) fn deliver(
+        &self,
+        namespace: Namespace,
+        name: &[u8],
+        channel: &[u8],
+        payload: T,
+    ) -> usize
     where
         T: Clone,
     {
@@ -434,7 +440,7 @@ impl<T> BrokerState<T> {
         let releases = std::mem::take(&mut out.releases);
         let garbage = std::mem::take(&mut out.garbage);
         for (handler, message) in out.calls.drain(..) {
-            handler(message);
+            handler.call(message);
         }
         drop(garbage);
         if !releases.is_empty() {
@@ -479,7 +485,7 @@ impl<T> BrokerState<T> {
                 m.wake();
             }
             for m in route.members() {
-                if m.close(crate::DisconnectReason::BrokerClosed) {
+                if m.close() {
                     m.wake();
                 }
             }
@@ -745,7 +751,7 @@ impl<T> Broker<T> {
     {
         let member = self
             .state
-            .new_member(Options::new(), Some(Arc::new(handler)));
+            .new_member(Options::new(), Some(HandlerFn::new(handler)));
         Handler::new(Subscriber::new(Arc::clone(&self.state), member))
     }
 

@@ -198,8 +198,12 @@ pub(crate) fn take<B>(ring: &Ring<B>, seq: u64) -> Take<B> {
 /// message may run its payload's `Drop`, which is user code.
 #[derive(Default)]
 pub(crate) struct Releases {
-    list: Vec<(*const (), u64, unsafe fn(*const (), usize))>,
+    list: Vec<Release>,
 }
+
+/// `n` references of the body at a pointer, and the function that gives
+/// them up for its type.
+type Release = (*const (), u64, unsafe fn(*const (), usize));
 
 impl Releases {
     fn push<B>(&mut self, ptr: *const (), n: u64) {
@@ -397,10 +401,17 @@ impl<B> Log<B> {
         }
     }
 
-    /// Gives the ring back when the backlog has drained (a reader calls it
-    /// after catching up, under the lock).
-    pub(crate) fn trim(&mut self) {
+    /// Gives the ring's memory back down to what the backlog needs (a
+    /// reader calls it after catching up, under the lock), and returns the
+    /// current ring for the reader to hold instead of the old one.
+    pub(crate) fn trim(&mut self) -> Arc<Ring<B>> {
         self.advance_tail();
+        let backlog = (self.head - self.tail) as usize;
+        let fit = (backlog * 2).max(MIN_SLOTS).next_power_of_two();
+        if fit < self.ring.len() {
+            self.resize(fit);
+        }
+        self.ring()
     }
 
     /// Replaces the ring by one of `len` slots (a power of two holding the
@@ -443,5 +454,139 @@ impl<B> Drop for Log<B> {
             self.evict(seq, &mut releases);
         }
         releases.run();
+    }
+}
+
+/// Model checks of the protocol with loom, under every interleaving of a
+/// writer (appending, evicting, growing and shrinking the ring, under a
+/// mutex standing for the route's lock) and readers taking lock-free, as the
+/// broker uses them: `RUSTFLAGS="--cfg tidings_loom" cargo test -p tidings --lib
+/// --release loom`.
+#[cfg(all(test, tidings_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::AtomicUsize;
+    use loom::sync::Mutex;
+    use loom::thread;
+
+    /// A body that counts its drops, so that every message must be freed
+    /// exactly once.
+    struct Body(u64, Arc<AtomicUsize>);
+
+    impl Drop for Body {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads until it has seen `last` (or, lagging, a later one), the way
+    /// `Subscriber::look` does: lock-free takes, the lock on `Moved` and
+    /// `Evicted`. Returns what it saw: `Ok(seq)` for a message, `Err(n)`
+    /// for a lag notice.
+    fn read(
+        log: &Mutex<Log<Body>>,
+        mut ring: Arc<Ring<Body>>,
+        mut cursor: u64,
+        last: u64,
+    ) -> Vec<Result<u64, u64>> {
+        let mut seen = Vec::new();
+        while cursor <= last {
+            match take(&ring, cursor) {
+                Take::Got(m) => {
+                    assert_eq!(m.get().0, cursor, "the message taken is the one wanted");
+                    seen.push(Ok(cursor));
+                    cursor += 1;
+                }
+                Take::Empty => thread::yield_now(),
+                Take::Evicted | Take::Moved => {
+                    let log = log.lock().unwrap();
+                    ring = log.ring();
+                    let oldest = log.oldest();
+                    if oldest > cursor {
+                        seen.push(Err(oldest - cursor));
+                        cursor = oldest;
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    fn check(capacity: usize, messages: u64, readers: usize) {
+        loom::model(move || {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let log = Arc::new(Mutex::new(Log::<Body>::new(capacity)));
+            let starts: Vec<_> = (0..readers)
+                .map(|_| log.lock().unwrap().join().unwrap())
+                .collect();
+            let handles: Vec<_> = starts
+                .into_iter()
+                .map(|(cursor, ring)| {
+                    let log = Arc::clone(&log);
+                    thread::spawn(move || read(&log, ring, cursor, messages - 1))
+                })
+                .collect();
+            let mut lagged = 0;
+            for i in 0..messages {
+                let m = Shared::new(Body(i, Arc::clone(&drops)));
+                let mut releases = Releases::default();
+                {
+                    let mut log = log.lock().unwrap();
+                    assert_eq!(log.append(&m, &mut releases), readers);
+                    lagged += log.take_lagged();
+                }
+                drop(m);
+                releases.run();
+            }
+            let mut reported = 0;
+            for h in handles {
+                let seen = h.join().unwrap();
+                // In order, each message at most once, lag notices exact.
+                let mut next = 0;
+                for item in seen {
+                    match item {
+                        Ok(seq) => {
+                            assert_eq!(seq, next);
+                            next += 1;
+                        }
+                        Err(n) => {
+                            reported += n;
+                            next += n;
+                        }
+                    }
+                }
+                assert_eq!(next, messages);
+            }
+            assert_eq!(
+                reported, lagged,
+                "every eviction with takers left is reported"
+            );
+            drop(log);
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                messages as usize,
+                "each message freed once"
+            );
+        });
+    }
+
+    #[test]
+    fn loom_one_reader_no_eviction() {
+        check(4, 3, 1);
+    }
+
+    #[test]
+    fn loom_one_reader_eviction_and_growth() {
+        check(2, 4, 1);
+    }
+
+    #[test]
+    fn loom_two_readers_eviction() {
+        check(1, 3, 2);
+    }
+
+    #[test]
+    fn loom_two_readers_growth() {
+        check(4, 3, 2);
     }
 }

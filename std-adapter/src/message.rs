@@ -202,9 +202,9 @@ impl<T: fmt::Debug + Sync> fmt::Debug for Message<T> {
 /// The reference-counted pointer behind [`Message`]: `Arc` with one more
 /// operation, adding many references at once.
 pub(crate) mod shared {
+    use crate::sync::{AtomicUsize, Ordering, fence};
     use std::marker::PhantomData;
     use std::ptr::NonNull;
-    use crate::sync::{AtomicUsize, Ordering, fence};
 
     /// Above this many references the process aborts, as `Arc` does: a
     /// count this high means references are leaking.

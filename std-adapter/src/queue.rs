@@ -25,7 +25,7 @@
 //!   nobody else waits.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
 use std::time::Instant;
@@ -34,7 +34,32 @@ use crate::message::{DisconnectReason, Message};
 use crate::policy::{Options, Policy};
 
 /// A handler's function: see [`Broker::handler`](crate::Broker::handler).
-pub(crate) type HandlerFn<T> = Arc<dyn Fn(Message<T>) + Send + Sync>;
+pub(crate) struct HandlerFn<T>(Arc<dyn Fn(Message<T>) + Send + Sync>);
+
+impl<T> HandlerFn<T> {
+    pub(crate) fn new(f: impl Fn(Message<T>) + Send + Sync + 'static) -> Self {
+        HandlerFn(Arc::new(f))
+    }
+
+    /// Calls the function (user code: with no broker lock held).
+    pub(crate) fn call(&self, message: Message<T>) {
+        (self.0)(message);
+    }
+}
+
+impl<T> Clone for HandlerFn<T> {
+    fn clone(&self) -> Self {
+        HandlerFn(Arc::clone(&self.0))
+    }
+}
+
+// The broker holds a handler's function but never looks inside it: a panic
+// in it cannot leave broker state half changed (it runs after every lock is
+// released), and what it does to its own captured state is its own
+// business, as for any `Fn` the caller chose to call again. So a
+// `Subscriber` or `Handler` stays `UnwindSafe` whatever the function.
+impl<T> std::panic::RefUnwindSafe for HandlerFn<T> {}
+impl<T> std::panic::UnwindSafe for HandlerFn<T> {}
 
 /// Locks a broker mutex. No user code ever runs while one is held, so a
 /// poisoned one means a panic inside tidings itself left state half
@@ -62,18 +87,18 @@ pub(crate) struct Member<T> {
     /// Set for a handler: deliveries call it instead of queueing.
     pub(crate) handler: Option<HandlerFn<T>>,
     queue: Mutex<Queue<T>>,
-    /// Entries in `queue`, readable without the lock: a reader of a shared
-    /// ring checks it before each take.
-    queued: AtomicUsize,
-    /// Block publishers wait here for room.
-    room: Condvar,
+    /// Whether the queue may hold something, readable without the lock: a
+    /// reader of a shared ring checks it before each take.
+    queued: AtomicBool,
     /// Overflowed under `Disconnect`: being removed; delivers nothing more.
     doomed: AtomicBool,
+    /// Listed in a route's waiters (a reader of a shared ring waiting).
+    pub(crate) armed: AtomicBool,
+    /// Block publishers wait here for room.
+    room: Condvar,
     /// Counters readable at any time.
     pub(crate) dropped: AtomicU64,
     pub(crate) lagged: AtomicU64,
-    /// Listed in a route's waiters (a reader of a shared ring waiting).
-    pub(crate) armed: AtomicBool,
     waiter: Mutex<Waiter>,
 }
 
@@ -83,10 +108,28 @@ struct Waiter {
     thread: Option<Thread>,
     #[cfg(feature = "async")]
     waker: Option<std::task::Waker>,
-    bell: Option<crossbeam_channel::Sender<()>>,
+    bell: Option<Box<crossbeam_channel::Sender<()>>>,
 }
 
+/// The queue's state. What only a queue that holds (or held) something
+/// needs is boxed, so that an idle subscriber pays a few bytes for it.
 struct Queue<T> {
+    body: Option<Box<Body<T>>>,
+    /// Set once: no message will be queued again.
+    closed: Option<Closed>,
+    /// The subscriber was dropped: entries are gone.
+    gone: bool,
+    /// The reader asked to be woken when something arrives.
+    waiting: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Closed {
+    Broker,
+    Overflow,
+}
+
+struct Body<T> {
     /// `None` marks a Block publisher that gave up: skipped by the reader.
     items: VecDeque<Option<Message<T>>>,
     /// The position of `items[0]` in this subscriber's stream.
@@ -95,16 +138,38 @@ struct Queue<T> {
     live: usize,
     /// Messages discarded just before the first live entry.
     lag: u64,
-    /// Set once: no message will be queued again.
-    closed: Option<DisconnectReason>,
-    /// The subscriber was dropped: entries are gone.
-    gone: bool,
-    /// The reader asked to be woken when something arrives.
-    waiting: bool,
     /// Block publishers waiting for room.
     blocked: usize,
     /// Messages queued, ever (the `delivered` counter).
     pushed: u64,
+}
+
+impl<T> Queue<T> {
+    fn body(&mut self) -> &mut Body<T> {
+        self.body.get_or_insert_with(|| {
+            Box::new(Body {
+                items: VecDeque::new(),
+                front: 0,
+                live: 0,
+                lag: 0,
+                blocked: 0,
+                pushed: 0,
+            })
+        })
+    }
+
+    fn live(&self) -> usize {
+        self.body.as_ref().map_or(0, |b| b.live)
+    }
+}
+
+impl Closed {
+    fn reason(self, capacity: usize) -> DisconnectReason {
+        match self {
+            Closed::Broker => DisconnectReason::BrokerClosed,
+            Closed::Overflow => DisconnectReason::Overflow { capacity },
+        }
+    }
 }
 
 /// What a publisher did with one delivery to a member.
@@ -140,22 +205,17 @@ impl<T> Member<T> {
             options,
             handler,
             queue: Mutex::new(Queue {
-                items: VecDeque::new(),
-                front: 0,
-                live: 0,
-                lag: 0,
+                body: None,
                 closed: None,
                 gone: false,
                 waiting: false,
-                blocked: 0,
-                pushed: 0,
             }),
-            queued: AtomicUsize::new(0),
-            room: Condvar::new(),
+            queued: AtomicBool::new(false),
             doomed: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
+            room: Condvar::new(),
             dropped: AtomicU64::new(0),
             lagged: AtomicU64::new(0),
-            armed: AtomicBool::new(false),
             waiter: Mutex::new(Waiter::default()),
         }
     }
@@ -168,7 +228,7 @@ impl<T> Member<T> {
     /// Whether the queue may hold something (a cheap check before locking).
     #[inline]
     pub(crate) fn has_queued(&self) -> bool {
-        self.queued.load(Ordering::Acquire) != 0
+        self.queued.load(Ordering::Acquire)
     }
 
     /// A publisher's delivery of `message`, under the route's lock. A
@@ -187,25 +247,27 @@ impl<T> Member<T> {
         }
         let capacity = self.options.capacity;
         let mut outcome = Offer::Delivered;
-        if q.live >= capacity {
+        if q.live() >= capacity {
             match self.options.policy {
                 Policy::DropNewest => {
                     garbage.push(message);
                     return Offer::Dropped;
                 }
                 Policy::Disconnect => {
-                    q.closed = Some(DisconnectReason::Overflow { capacity });
+                    q.closed = Some(Closed::Overflow);
                     self.doomed.store(true, Ordering::Release);
+                    self.queued.store(true, Ordering::Release);
                     garbage.push(message);
                     *wake |= std::mem::take(&mut q.waiting);
                     return Offer::Overflowed;
                 }
                 Policy::DropOldest => {
-                    while let Some(entry) = q.items.pop_front() {
-                        q.front += 1;
+                    let b = q.body();
+                    while let Some(entry) = b.items.pop_front() {
+                        b.front += 1;
                         if let Some(old) = entry {
-                            q.live -= 1;
-                            q.lag += 1;
+                            b.live -= 1;
+                            b.lag += 1;
                             garbage.push(old);
                             break;
                         }
@@ -213,14 +275,16 @@ impl<T> Member<T> {
                     outcome = Offer::DeliveredLagged;
                 }
                 Policy::Block { .. } => {
-                    outcome = Offer::Wait(q.front + q.items.len() as u64);
+                    let b = q.body();
+                    outcome = Offer::Wait(b.front + b.items.len() as u64);
                 }
             }
         }
-        q.items.push_back(Some(message));
-        q.live += 1;
-        q.pushed += 1;
-        self.queued.store(q.items.len(), Ordering::Release);
+        let b = q.body();
+        b.items.push_back(Some(message));
+        b.live += 1;
+        b.pushed += 1;
+        self.queued.store(true, Ordering::Release);
         *wake |= std::mem::take(&mut q.waiting);
         outcome
     }
@@ -229,54 +293,64 @@ impl<T> Member<T> {
     /// queue (the subscriber stopped reading it), each after the number lost
     /// just before it. They were counted as delivered when published.
     pub(crate) fn push_backlog(&self, lost: u64, message: Option<Message<T>>) {
-        let mut q = lock(&self.queue);
-        match message {
-            Some(m) => {
-                if q.live == 0 {
-                    q.lag += lost;
-                } else if lost > 0 {
-                    // Never happens: a ring's backlog is moved into an
-                    // empty queue. Counted rather than lost.
-                    self.lagged.fetch_add(lost, Ordering::Relaxed);
-                }
-                // Counted as delivered when the ring took it.
-                q.items.push_back(Some(m));
-                q.live += 1;
-            }
-            None => q.lag += lost,
+        // Lost while in the ring and not yet told: counted now.
+        self.lagged.fetch_add(lost, Ordering::Relaxed);
+        if lost == 0 && message.is_none() {
+            return;
         }
-        self.queued.store(q.items.len().max(usize::from(q.lag > 0)), Ordering::Release);
+        let mut q = lock(&self.queue);
+        let b = q.body();
+        // A ring's backlog moves into an empty queue, so the loss before
+        // each message is told just before it.
+        b.lag += lost;
+        if let Some(m) = message {
+            b.items.push_back(Some(m));
+            b.live += 1;
+        }
+        self.queued.store(true, Ordering::Release);
     }
 
     /// Takes the next message for the reader.
     pub(crate) fn pop(&self) -> Popped<T> {
         let mut q = lock(&self.queue);
+        let capacity = self.options.capacity;
+        let closed = q.closed.map(|c| c.reason(capacity));
+        let Some(b) = q.body.as_mut() else {
+            self.queued.store(closed.is_some(), Ordering::Release);
+            return closed.map_or(Popped::Empty, Popped::Closed);
+        };
         loop {
-            let Some(entry) = q.items.pop_front() else {
-                self.queued
-                    .store(usize::from(q.lag > 0), Ordering::Release);
-                return match q.closed {
+            let Some(entry) = b.items.pop_front() else {
+                let result = match closed {
                     // Lost after the last message, and none will follow:
                     // told before the end.
-                    Some(_) if q.lag > 0 => Popped::Lagged(std::mem::take(&mut q.lag)),
+                    Some(_) if b.lag > 0 => Popped::Lagged(std::mem::take(&mut b.lag)),
                     Some(why) => Popped::Closed(why),
                     // Lost after the last message: told just before the
                     // next one.
                     None => Popped::Empty,
                 };
+                self.queued
+                    .store(closed.is_some() || b.lag > 0, Ordering::Release);
+                return result;
             };
-            q.front += 1;
+            b.front += 1;
             if let Some(m) = entry {
-                q.live -= 1;
-                let lag = std::mem::take(&mut q.lag);
-                if q.blocked > 0 {
+                b.live -= 1;
+                let lag = std::mem::take(&mut b.lag);
+                if b.blocked > 0 {
                     self.room.notify_all();
                 }
-                let len = q.items.len();
-                if q.items.capacity() > 16 && len * 4 < q.items.capacity() {
-                    q.items.shrink_to(len * 2);
+                let len = b.items.len();
+                if b.items.capacity() > 16 && len * 4 < b.items.capacity() {
+                    b.items.shrink_to(len * 2);
                 }
-                self.queued.store(len, Ordering::Release);
+                if len == 0 {
+                    // Empty: give the buffer back.
+                    b.items = VecDeque::new();
+                }
+                self.queued
+                    .store(len > 0 || closed.is_some(), Ordering::Release);
                 return Popped::Message(lag, m);
             }
         }
@@ -286,43 +360,50 @@ impl<T> Member<T> {
     /// there already (or the queue is closed), so the reader must not wait.
     pub(crate) fn arm(&self) -> bool {
         let mut q = lock(&self.queue);
-        if !q.items.is_empty() || q.closed.is_some() {
+        let holds = q
+            .body
+            .as_ref()
+            .is_some_and(|b| !b.items.is_empty() || b.lag > 0);
+        if holds || q.closed.is_some() {
             return false;
         }
         q.waiting = true;
         true
     }
 
-    /// Closes the queue: nothing more is queued; the reader drains what is
-    /// there, then sees `why`. Returns whether a reader waits.
-    pub(crate) fn close(&self, why: DisconnectReason) -> bool {
+    /// Closes the queue because the broker closed: nothing more is queued;
+    /// the reader drains what is there, then sees the end. Returns whether a
+    /// reader waits.
+    pub(crate) fn close(&self) -> bool {
         let mut q = lock(&self.queue);
         if q.closed.is_none() {
-            q.closed = Some(why);
+            q.closed = Some(Closed::Broker);
         }
+        self.queued.store(true, Ordering::Release);
         std::mem::take(&mut q.waiting)
     }
 
     /// Why the queue is closed, if it is.
     pub(crate) fn closed(&self) -> Option<DisconnectReason> {
-        lock(&self.queue).closed
+        lock(&self.queue)
+            .closed
+            .map(|c| c.reason(self.options.capacity))
     }
 
     /// The subscriber is gone: empties the queue (returning what it held,
     /// to drop outside the lock) and releases Block publishers.
-    pub(crate) fn abandon(&self) -> VecDeque<Option<Message<T>>> {
+    pub(crate) fn abandon(&self) -> Option<Box<impl Sized>> {
         let mut q = lock(&self.queue);
         q.gone = true;
         if q.closed.is_none() {
-            q.closed = Some(DisconnectReason::BrokerClosed);
+            q.closed = Some(Closed::Broker);
         }
-        q.live = 0;
-        q.lag = 0;
-        self.queued.store(0, Ordering::Release);
-        if q.blocked > 0 {
+        self.queued.store(false, Ordering::Release);
+        let body = q.body.take();
+        if body.as_ref().is_some_and(|b| b.blocked > 0) {
             self.room.notify_all();
         }
-        std::mem::take(&mut q.items)
+        body.map(|b| Box::new(b.items))
     }
 
     /// A Block publisher's wait for its message at `pos` to come within the
@@ -336,22 +417,32 @@ impl<T> Member<T> {
     ) -> (bool, Option<Message<T>>) {
         let capacity = self.options.capacity as u64;
         let mut q = lock(&self.queue);
-        q.blocked += 1;
+        if let Some(b) = q.body.as_mut() {
+            b.blocked += 1;
+        }
         let outcome = loop {
-            if q.gone || pos < q.front {
-                // Taken already, or the subscriber is gone with it.
-                break (!q.gone, None);
+            if q.gone {
+                // The subscriber is gone, with the message.
+                break (false, None);
             }
-            if pos - q.front < capacity {
+            let Some(b) = q.body.as_mut() else {
+                break (false, None);
+            };
+            if pos < b.front {
+                // Taken already.
+                break (true, None);
+            }
+            if pos - b.front < capacity {
                 break (true, None);
             }
             let now = Instant::now();
             let left = match deadline {
                 Some(d) if d <= now => {
-                    let at = (pos - q.front) as usize;
-                    let given_up = q.items.get_mut(at).and_then(Option::take);
+                    let at = (pos - b.front) as usize;
+                    let given_up = b.items.get_mut(at).and_then(Option::take);
                     if given_up.is_some() {
-                        q.live -= 1;
+                        b.live -= 1;
+                        b.pushed -= 1;
                     }
                     break (false, given_up);
                 }
@@ -369,7 +460,9 @@ impl<T> Member<T> {
                 },
             };
         };
-        q.blocked -= 1;
+        if let Some(b) = q.body.as_mut() {
+            b.blocked = b.blocked.saturating_sub(1);
+        }
         outcome
     }
 
@@ -377,7 +470,7 @@ impl<T> Member<T> {
     /// messages queued ever, and now.
     pub(crate) fn counts(&self) -> (u64, usize) {
         let q = lock(&self.queue);
-        (q.pushed, q.live)
+        q.body.as_ref().map_or((0, 0), |b| (b.pushed, b.live))
     }
 
     /// Registers the current thread to be unparked by [`wake`](Self::wake).
@@ -397,7 +490,7 @@ impl<T> Member<T> {
 
     /// Sets the channel that [`wake`](Self::wake) sends a token on.
     pub(crate) fn set_bell(&self, bell: crossbeam_channel::Sender<()>) {
-        lock(&self.waiter).bell = Some(bell);
+        lock(&self.waiter).bell = Some(Box::new(bell));
     }
 
     /// Wakes whoever waits for this subscriber: its thread, its task, its
@@ -407,7 +500,7 @@ impl<T> Member<T> {
         let thread = w.thread.take();
         #[cfg(feature = "async")]
         let waker = w.waker.take();
-        let bell = w.bell.clone();
+        let bell = w.bell.as_deref().cloned();
         drop(w);
         if let Some(t) = thread {
             t.unpark();

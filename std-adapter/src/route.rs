@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use smallvec::SmallVec;
 use tidings_core::Namespace;
 use tidings_core::registry::PatternId;
 
@@ -30,33 +31,50 @@ use crate::queue::{HandlerFn, Member, Offer, lock};
 /// One route.
 pub(crate) struct Route<T> {
     pub(crate) namespace: Namespace,
-    /// The channel, pattern or shard channel, shared with the registry.
-    pub(crate) name: Arc<[u8]>,
-    inner: Mutex<Inner<T>>,
     /// The name lost its last subscriber, or the broker closed: readers of
     /// its rings end their stream once they have read them.
     closed: AtomicBool,
+    /// The channel, pattern or shard channel, shared with the registry.
+    pub(crate) name: Arc<[u8]>,
     /// For an exact channel: which patterns matched it at its last publish.
     pub(crate) cache: RouteCache,
+    inner: Mutex<Inner<T>>,
 }
 
 struct Inner<T> {
     members: Members<T>,
-    /// Rings by capacity; a ring is kept while it has readers.
-    logs: Vec<Log<Body<T>>>,
-    /// Readers of the rings waiting for a message.
+    /// The shared rings, while the route has readers (most routes have
+    /// none, or no longer: the space is given back).
+    rings: Option<Box<Rings<T>>>,
+}
+
+struct Rings<T> {
+    /// One ring per capacity among the readers; a ring is kept while it
+    /// has readers.
+    logs: SmallVec<[Log<Body<T>>; 1]>,
+    /// Readers waiting for a message.
     waiters: Vec<Arc<Member<T>>>,
+}
+
+impl<T> Inner<T> {
+    fn log(&self, capacity: usize) -> Option<&Log<Body<T>>> {
+        self.rings
+            .as_ref()?
+            .logs
+            .iter()
+            .find(|l| l.capacity() == capacity)
+    }
 }
 
 /// The members of a route in subscription order, with O(1) removal: a list
 /// with holes, compacted when half of it is holes, and an index by id once
-/// it is long.
+/// it is long. One member is kept inline.
 struct Members<T> {
-    list: Vec<Option<Arc<Member<T>>>>,
+    list: SmallVec<[Option<Arc<Member<T>>>; 1]>,
     live: usize,
     /// Position in `list` by member id, kept once `list` is longer than
     /// `INDEX_FROM`.
-    index: Option<HashMap<u64, usize>>,
+    index: Option<Box<HashMap<u64, usize>>>,
 }
 
 const INDEX_FROM: usize = 16;
@@ -64,7 +82,7 @@ const INDEX_FROM: usize = 16;
 impl<T> Members<T> {
     fn new() -> Self {
         Members {
-            list: Vec::new(),
+            list: SmallVec::new(),
             live: 0,
             index: None,
         }
@@ -98,9 +116,9 @@ impl<T> Members<T> {
     }
 
     fn compact(&mut self) {
-        self.list.retain(Option::is_some);
+        self.list.retain(|m| m.is_some());
         if self.list.capacity() > 16 && self.list.len() * 4 < self.list.capacity() {
-            self.list.shrink_to(self.list.len() * 2);
+            self.list.shrink_to_fit();
         }
         if self.list.len() > INDEX_FROM {
             self.reindex();
@@ -116,7 +134,7 @@ impl<T> Members<T> {
             .enumerate()
             .filter_map(|(at, m)| Some((m.as_ref()?.id, at)))
             .collect();
-        self.index = Some(index);
+        self.index = Some(Box::new(index));
     }
 
     fn iter(&self) -> impl Iterator<Item = &Arc<Member<T>>> + '_ {
@@ -131,21 +149,27 @@ fn leave_log<T>(
     reading: &Reading<T>,
     mut backlog: impl FnMut(u64, Message<T>),
 ) -> (u64, u64, Option<Log<Body<T>>>) {
-    let Some(at) = inner
+    let Some(rings) = inner.rings.as_mut() else {
+        return (0, 0, None);
+    };
+    let Some(at) = rings
         .logs
         .iter()
         .position(|l| l.capacity() == reading.capacity)
     else {
         return (0, 0, None);
     };
-    let Some(log) = inner.logs.get_mut(at) else {
+    let Some(log) = rings.logs.get_mut(at) else {
         return (0, 0, None);
     };
     let delivered = log.head().saturating_sub(reading.joined);
     let lost = log.leave(reading.cursor, |lost, m| {
         backlog(lost, Message::from_shared(m));
     });
-    let empty = (log.readers() == 0).then(|| inner.logs.swap_remove(at));
+    let empty = (log.readers() == 0).then(|| rings.logs.swap_remove(at));
+    if rings.logs.is_empty() && rings.waiters.is_empty() {
+        inner.rings = None;
+    }
     (lost, delivered, empty)
 }
 
@@ -184,10 +208,14 @@ impl<T> Default for Outcome<T> {
     }
 }
 
+/// A reader's handle on a ring (the `Arc` of `crate::sync`, which is loom's
+/// under `--cfg loom`).
+pub(crate) type RingRef<T> = crate::sync::Arc<Ring<Body<T>>>;
+
 /// A reader's place in a route: which ring (by capacity), where.
 pub(crate) struct Reading<T> {
     pub(crate) capacity: usize,
-    pub(crate) ring: Arc<Ring<Body<T>>>,
+    pub(crate) ring: RingRef<T>,
     pub(crate) cursor: u64,
     /// The head when it joined: what was delivered to it is counted from
     /// here.
@@ -199,14 +227,13 @@ impl<T> Route<T> {
     pub(crate) fn new(namespace: Namespace, name: &Arc<[u8]>) -> Arc<Route<T>> {
         Arc::new(Route {
             namespace,
+            closed: AtomicBool::new(false),
             name: Arc::clone(name),
+            cache: RouteCache::default(),
             inner: Mutex::new(Inner {
                 members: Members::new(),
-                logs: Vec::new(),
-                waiters: Vec::new(),
+                rings: None,
             }),
-            closed: AtomicBool::new(false),
-            cache: RouteCache::default(),
         })
     }
 
@@ -220,7 +247,11 @@ impl<T> Route<T> {
     pub(crate) fn close(&self) -> Vec<Arc<Member<T>>> {
         let mut inner = lock(&self.inner);
         self.closed.store(true, Ordering::Release);
-        std::mem::take(&mut inner.waiters)
+        inner
+            .rings
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.waiters))
+            .unwrap_or_default()
     }
 
     /// Adds a member (a queue of its own, or a handler).
@@ -237,14 +268,20 @@ impl<T> Route<T> {
     /// as many readers as it can.
     pub(crate) fn join(&self, capacity: usize) -> Option<Reading<T>> {
         let mut inner = lock(&self.inner);
-        let at = match inner.logs.iter().position(|l| l.capacity() == capacity) {
+        let rings = inner.rings.get_or_insert_with(|| {
+            Box::new(Rings {
+                logs: SmallVec::new(),
+                waiters: Vec::new(),
+            })
+        });
+        let at = match rings.logs.iter().position(|l| l.capacity() == capacity) {
             Some(at) => at,
             None => {
-                inner.logs.push(Log::new(capacity));
-                inner.logs.len() - 1
+                rings.logs.push(Log::new(capacity));
+                rings.logs.len() - 1
             }
         };
-        let (cursor, ring) = inner.logs.get_mut(at)?.join()?;
+        let (cursor, ring) = rings.logs.get_mut(at)?.join()?;
         Some(Reading {
             capacity,
             ring,
@@ -263,9 +300,8 @@ impl<T> Route<T> {
         backlog: impl FnMut(u64, Message<T>),
     ) -> (u64, u64) {
         let mut inner = lock(&self.inner);
-        let done = leave_log(&mut inner, reading, backlog);
+        let (lost, delivered, log) = leave_log(&mut inner, reading, backlog);
         drop(inner);
-        let (lost, delivered, log) = done;
         // A ring without readers is dropped outside the lock.
         drop(log);
         (lost, delivered)
@@ -287,22 +323,53 @@ impl<T> Route<T> {
         delivered
     }
 
-    /// Under the route's lock, for a reader at `cursor` of the ring for
-    /// `capacity`: the current ring, the oldest message still held, and the
-    /// head.
-    pub(crate) fn ring_state(&self, capacity: usize) -> Option<(Arc<Ring<Body<T>>>, u64, u64)> {
+    /// Under the route's lock, for the ring of `capacity`: the oldest
+    /// message still held, and the head.
+    pub(crate) fn ring_state(&self, capacity: usize) -> Option<(u64, u64)> {
         let inner = lock(&self.inner);
-        let log = inner.logs.iter().find(|l| l.capacity() == capacity)?;
-        Some((log.ring(), log.oldest(), log.head()))
+        let log = inner.log(capacity)?;
+        Some((log.oldest(), log.head()))
     }
 
     /// Gives a drained ring's memory back (a reader that caught up after a
-    /// backlog calls it).
-    pub(crate) fn trim(&self, capacity: usize) {
+    /// backlog calls it), and moves the reader to the current ring.
+    pub(crate) fn trim(&self, reading: &mut Reading<T>) {
         let mut inner = lock(&self.inner);
-        if let Some(log) = inner.logs.iter_mut().find(|l| l.capacity() == capacity) {
-            log.trim();
+        let log = inner
+            .rings
+            .as_mut()
+            .and_then(|r| r.logs.iter_mut().find(|l| l.capacity() == reading.capacity));
+        if let Some(log) = log {
+            reading.ring = log.trim();
         }
+    }
+
+    /// A reader found its message evicted, or its ring replaced: under the
+    /// route's lock, it moves to the current ring and, if it lagged, past
+    /// what it lost, taking the message that follows the loss at once (so
+    /// that the lag notice is followed by that very message, as a queue's
+    /// is). Returns the number lost and that message; `None` if the ring is
+    /// gone.
+    pub(crate) fn catch_up(&self, reading: &mut Reading<T>) -> Option<(u64, Option<Message<T>>)> {
+        let inner = lock(&self.inner);
+        let log = inner.log(reading.capacity)?;
+        reading.ring = log.ring();
+        let oldest = log.oldest();
+        if oldest <= reading.cursor {
+            return Some((0, None));
+        }
+        let lost = oldest - reading.cursor;
+        reading.cursor = oldest;
+        // Under the lock nothing is evicted: the message is there if it
+        // was written.
+        let next = match crate::log::take(&reading.ring, reading.cursor) {
+            crate::log::Take::Got(m) => {
+                reading.cursor += 1;
+                Some(Message::from_shared(m))
+            }
+            _ => None,
+        };
+        Some((lost, next))
     }
 
     /// Asks to wake `member` when the ring for `capacity` gets message
@@ -313,7 +380,10 @@ impl<T> Route<T> {
         if self.is_closed() {
             return false;
         }
-        let head = inner
+        let Some(rings) = inner.rings.as_mut() else {
+            return false;
+        };
+        let head = rings
             .logs
             .iter()
             .find(|l| l.capacity() == capacity)
@@ -322,7 +392,7 @@ impl<T> Route<T> {
             return false;
         }
         if !member.armed.swap(true, Ordering::AcqRel) {
-            inner.waiters.push(Arc::clone(member));
+            rings.waiters.push(Arc::clone(member));
         }
         true
     }
@@ -333,14 +403,14 @@ impl<T> Route<T> {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         let mut n = 0;
-        if !inner.logs.is_empty() {
+        if let Some(rings) = inner.rings.as_mut() {
             let shared = message.shared();
-            for log in &mut inner.logs {
+            for log in &mut rings.logs {
                 n += log.append(shared, &mut out.releases);
                 out.lagged += log.take_lagged();
             }
-            if n > 0 && !inner.waiters.is_empty() {
-                for m in inner.waiters.drain(..) {
+            if n > 0 && !rings.waiters.is_empty() {
+                for m in rings.waiters.drain(..) {
                     m.armed.store(false, Ordering::Release);
                     out.wake.push(m);
                 }
@@ -350,7 +420,7 @@ impl<T> Route<T> {
         for m in inner.members.iter() {
             n += 1;
             if let Some(handler) = &m.handler {
-                out.calls.push((Arc::clone(handler), message.clone()));
+                out.calls.push((handler.clone(), message.clone()));
                 out.delivered += 1;
                 continue;
             }
@@ -384,10 +454,14 @@ impl<T> Route<T> {
     /// The number of readers and members.
     pub(crate) fn len(&self) -> usize {
         let inner = lock(&self.inner);
-        inner.members.live + inner.logs.iter().map(Log::readers).sum::<usize>()
+        let readers: usize = inner
+            .rings
+            .as_ref()
+            .map_or(0, |r| r.logs.iter().map(Log::readers).sum());
+        inner.members.live + readers
     }
 
-    /// Everything the route holds, taken out to drop outside the lock.
+    /// The members (not ring readers), in subscription order.
     pub(crate) fn members(&self) -> Vec<Arc<Member<T>>> {
         lock(&self.inner).members.iter().cloned().collect()
     }
@@ -442,5 +516,21 @@ impl RouteCache {
         self.pattern.store(id, Ordering::Relaxed);
         self.version
             .store(version.wrapping_add(1), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    #[test]
+    fn print_sizes() {
+        type T = std::sync::Arc<[u8]>;
+        eprintln!("Member {}", std::mem::size_of::<crate::queue::Member<T>>());
+        eprintln!("Route {}", std::mem::size_of::<super::Route<T>>());
+        eprintln!("Subscriber {}", std::mem::size_of::<crate::Subscriber<T>>());
+        eprintln!("Options {}", std::mem::size_of::<crate::Options>());
+        eprintln!(
+            "Log {}",
+            std::mem::size_of::<crate::log::Log<crate::message::Body<T>>>()
+        );
     }
 }

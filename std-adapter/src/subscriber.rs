@@ -107,15 +107,15 @@ pub struct Subscriber<T> {
     state: Arc<BrokerState<T>>,
     member: Arc<Member<T>>,
     /// The route whose ring it reads, if it reads one.
-    direct: Option<Direct<T>>,
+    direct: Option<Box<Direct<T>>>,
     /// Routes held.
-    routes: usize,
+    routes: u32,
     /// A message whose arrival revealed a gap: returned after the lag notice.
     pending: Option<Message<T>>,
     /// Delivered through rings it no longer reads.
     ring_delivered: u64,
     /// The channel [`ready`](Self::ready) returns.
-    bell: Option<crossbeam_channel::Receiver<()>>,
+    bell: Option<Box<crossbeam_channel::Receiver<()>>>,
     /// The stream has yielded its terminal `Disconnected` (async `Stream`).
     #[cfg(feature = "async")]
     ended: bool,
@@ -198,10 +198,10 @@ impl<T> Subscriber<T> {
         self.routes += 1;
         if self.routes == 1 && self.may_read_ring() {
             if let Some(reading) = c.route.join(self.member.options.capacity) {
-                self.direct = Some(Direct {
+                self.direct = Some(Box::new(Direct {
                     route: Arc::clone(c.route),
                     reading,
-                });
+                }));
                 return;
             }
         }
@@ -265,7 +265,12 @@ impl<T> Subscriber<T> {
     }
 
     /// Runs one single-name operation.
-    pub(crate) fn op(&mut self, namespace: Namespace, name: &[u8], subscribe: bool) -> Confirmation {
+    pub(crate) fn op(
+        &mut self,
+        namespace: Namespace,
+        name: &[u8],
+        subscribe: bool,
+    ) -> Confirmation {
         let state = Arc::clone(&self.state);
         let mut after = After::new();
         let result = {
@@ -280,11 +285,9 @@ impl<T> Subscriber<T> {
                     .subscribe(namespace, self.member.id, name, |c| self.joined(c))
                     .ok()
             } else {
-                Some(
-                    registry.unsubscribe(namespace, self.member.id, name, |c| {
-                        self.left(c, false, &mut after);
-                    }),
-                )
+                Some(registry.unsubscribe(namespace, self.member.id, name, |c| {
+                    self.left(c, false, &mut after);
+                }))
             }
         };
         after.finish(&state);
@@ -328,7 +331,7 @@ impl<T> Subscriber<T> {
             disconnected: self.member.is_doomed(),
         };
         if let Some(d) = &self.direct {
-            if let Some((_, oldest, head)) = d.route.ring_state(d.reading.capacity) {
+            if let Some((oldest, head)) = d.route.ring_state(d.reading.capacity) {
                 let cursor = d.reading.cursor;
                 stats.delivered += head - d.reading.joined;
                 stats.lagged += oldest.saturating_sub(cursor);
@@ -395,7 +398,9 @@ impl<T> Subscriber<T> {
                     }
                     if !d.route.is_closed() {
                         if d.reading.ring.len() > 64 {
-                            d.route.trim(d.reading.capacity);
+                            // Caught up after a backlog: give the ring's
+                            // memory back.
+                            d.route.trim(&mut d.reading);
                         }
                         return Found::Empty;
                     }
@@ -404,16 +409,14 @@ impl<T> Subscriber<T> {
                     closed_seen = true;
                 }
                 Take::Evicted | Take::Moved => {
-                    let Some((ring, oldest, _)) = d.route.ring_state(d.reading.capacity) else {
+                    let Some((lost, next)) = d.route.catch_up(&mut d.reading) else {
                         return Found::End(DisconnectReason::BrokerClosed);
                     };
-                    d.reading.ring = ring;
-                    if oldest > d.reading.cursor {
-                        let lost = oldest - d.reading.cursor;
-                        d.reading.cursor = oldest;
+                    if lost > 0 {
                         self.member
                             .lagged
                             .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+                        self.pending = next;
                         return Found::Lagged(lost);
                     }
                 }
@@ -494,9 +497,9 @@ impl<T> Subscriber<T> {
             Err(RecvTimeoutError::Lagged(n)) => Err(RecvError::Lagged(n)),
             Err(RecvTimeoutError::Disconnected(why)) => Err(RecvError::Disconnected(why)),
             // No deadline: never times out.
-            Err(RecvTimeoutError::Timeout) => Err(RecvError::Disconnected(
-                DisconnectReason::BrokerClosed,
-            )),
+            Err(RecvTimeoutError::Timeout) => {
+                Err(RecvError::Disconnected(DisconnectReason::BrokerClosed))
+            }
         }
     }
 
@@ -569,7 +572,7 @@ impl<T> Subscriber<T> {
         let bell = self.bell.get_or_insert_with(|| {
             let (tx, rx) = crossbeam_channel::bounded(1);
             self.member.set_bell(tx);
-            rx
+            Box::new(rx)
         });
         // Ring at once: whatever is waiting now was not announced.
         if self.member.has_queued() || self.direct.is_some() {
