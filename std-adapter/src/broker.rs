@@ -301,7 +301,9 @@ impl<T> BrokerState<T> {
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.deliver_with(namespace, channel, payload, |registry, routes| {
             if namespace == Namespace::Shard {
-                routes.extend(registry.route(Namespace::Shard, channel).map(|r| r.value()));
+                if let Some(r) = registry.route(Namespace::Shard, channel) {
+                    routes.push(r.value());
+                }
             } else {
                 find_routes(registry, channel, routes);
             }
@@ -341,27 +343,27 @@ impl<T> BrokerState<T> {
     where
         T: Clone,
     {
-        let mut out = Outcome::default();
         let registry = self.read();
         let mut routes: SmallVec<[&Arc<Route<T>>; 4]> = SmallVec::new();
         collect(&registry, &mut routes);
-        let n = match routes.len() {
-            0 => {
-                drop(routes);
-                drop(registry);
-                drop(payload);
-                return 0;
-            }
-            1 => {
+        if routes.is_empty() {
+            drop(routes);
+            drop(registry);
+            drop(payload);
+            return 0;
+        }
+        let mut out = Outcome::default();
+        let n = match *routes.as_slice() {
+            [route] => {
                 // One route: the payload moves into its message, with no
                 // user code to run, so it is written under the registry's
                 // shared lock (which keeps the route's membership as the
                 // registry says it is).
-                let route = routes[0];
                 let message = message_for(namespace, route, channel, None, payload);
-                let n = route.deliver(message, &mut out);
+                let n = route.deliver(&message, &mut out);
                 drop(routes);
                 drop(registry);
+                out.mine.push(message);
                 n
             }
             _ => {
@@ -393,20 +395,25 @@ impl<T> BrokerState<T> {
                 }
                 let stripe = self.stripe(namespace, channel);
                 let mut n = 0;
-                for (route, message) in routes.iter().zip(messages) {
+                for (route, message) in routes.iter().zip(messages.iter()) {
                     n += route.deliver(message, &mut out);
                 }
                 drop(stripe);
                 drop(routes);
+                out.mine.extend(messages);
                 n
             }
         };
-        self.finish(out);
+        self.finish(&mut out);
+        // Dropping the rest (discarded messages, the publisher's own
+        // handles, references a ring gave up) may run payloads' `Drop`.
+        drop(out);
         n
     }
 
     /// Everything a publish does after releasing its locks.
-    fn finish(&self, mut out: Outcome<T>) {
+    #[inline]
+    fn finish(&self, out: &mut Outcome<T>) {
         let c = &self.counters;
         if out.lagged > 0 {
             c.lagged.fetch_add(out.lagged, Ordering::Relaxed);
@@ -414,22 +421,26 @@ impl<T> BrokerState<T> {
         if !out.doomed.is_empty() {
             self.reap(std::mem::take(&mut out.doomed));
         }
-        for m in out.wake.drain(..) {
-            m.wake();
-        }
-        for (member, pos) in out.waits.drain(..) {
-            let deadline = match member.options.policy {
-                Policy::Block { timeout } => Instant::now().checked_add(timeout),
-                _ => None,
-            };
-            let (delivered, given_up) = member.wait_room(pos, deadline);
-            if delivered {
-                out.delivered += 1;
-            } else {
-                out.dropped += 1;
-                member.dropped.fetch_add(1, Ordering::Relaxed);
+        if !out.wake.is_empty() {
+            for m in out.wake.drain(..) {
+                m.wake();
             }
-            drop(given_up);
+        }
+        if !out.waits.is_empty() {
+            for (member, pos) in out.waits.drain(..) {
+                let deadline = match member.options.policy {
+                    Policy::Block { timeout } => Instant::now().checked_add(timeout),
+                    _ => None,
+                };
+                let (delivered, given_up) = member.wait_room(pos, deadline);
+                if delivered {
+                    out.delivered += 1;
+                } else {
+                    out.dropped += 1;
+                    member.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(given_up);
+            }
         }
         if out.delivered > 0 {
             c.delivered.fetch_add(out.delivered, Ordering::Relaxed);
@@ -437,14 +448,12 @@ impl<T> BrokerState<T> {
         if out.dropped > 0 {
             c.dropped.fetch_add(out.dropped, Ordering::Relaxed);
         }
-        let releases = std::mem::take(&mut out.releases);
-        let garbage = std::mem::take(&mut out.garbage);
-        for (handler, message) in out.calls.drain(..) {
-            handler.call(message);
-        }
-        drop(garbage);
-        if !releases.is_empty() {
-            releases.run();
+        if !out.calls.is_empty() {
+            // A handler may panic: what is left of `out` is dropped on the
+            // way out, with no lock held.
+            for (handler, message) in std::mem::take(&mut out.calls) {
+                handler.call(message);
+            }
         }
     }
 
@@ -505,7 +514,9 @@ fn find_routes<'r, T>(
 ) {
     let exact = registry.route(Namespace::Channel, channel);
     if registry.numpat() == 0 {
-        routes.extend(exact.map(|r| r.value()));
+        if let Some(r) = exact {
+            routes.push(r.value());
+        }
         return;
     }
     let Some(exact) = exact else {

@@ -211,21 +211,20 @@ impl Releases {
             self.list.push((ptr, n, release::<B>));
         }
     }
+}
 
+impl Drop for Releases {
     /// Gives every reference up.
-    pub(crate) fn run(self) {
-        for (ptr, n, release) in self.list {
+    fn drop(&mut self) {
+        for (ptr, n, release) in self.list.drain(..) {
             // SAFETY: each entry owns `n` prepaid references of `ptr` (see
-            // `push`'s callers), given up exactly once, here.
+            // `push`'s callers), given up exactly once, here: the entry
+            // leaves the list as it is run.
             #[allow(unsafe_code)]
             unsafe {
                 release(ptr, n as usize);
             }
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.list.is_empty()
     }
 }
 
@@ -453,7 +452,7 @@ impl<B> Drop for Log<B> {
         for seq in self.tail..self.head {
             self.evict(seq, &mut releases);
         }
-        releases.run();
+        drop(releases);
     }
 }
 
@@ -536,7 +535,7 @@ mod loom_tests {
                     lagged += log.take_lagged();
                 }
                 drop(m);
-                releases.run();
+                drop(releases);
             }
             let mut reported = 0;
             for h in handles {

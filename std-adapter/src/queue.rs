@@ -79,6 +79,11 @@ pub(crate) fn poisoned_panic<E>(_: &PoisonError<E>) -> ! {
     )
 }
 
+/// Slots a queue keeps once it has received messages, however far its
+/// backlog drains (128 bytes): freeing them at every empty moment would cost
+/// an allocation per message to a subscriber that keeps up.
+const KEPT: usize = 16;
+
 /// One subscriber, as publishers see it.
 pub(crate) struct Member<T> {
     /// The registry id; never reused.
@@ -342,12 +347,11 @@ impl<T> Member<T> {
                     self.room.notify_all();
                 }
                 let len = b.items.len();
-                if b.items.capacity() > 16 && len * 4 < b.items.capacity() {
-                    b.items.shrink_to(len * 2);
-                }
-                if len == 0 {
-                    // Empty: give the buffer back.
-                    b.items = VecDeque::new();
+                // Give memory back as the backlog drains, down to a small
+                // buffer that a subscriber receiving messages keeps.
+                let cap = b.items.capacity();
+                if cap > KEPT && len * 4 < cap {
+                    b.items.shrink_to((len * 2).max(KEPT));
                 }
                 self.queued
                     .store(len > 0 || closed.is_some(), Ordering::Release);

@@ -514,7 +514,33 @@ impl<T> Subscriber<T> {
     }
 
     /// Returns a waiting message without blocking.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Message<T>, TryRecvError> {
+        if self.pending.is_none() {
+            if self.member.has_queued() {
+                // The fast path of a queue.
+                match self.member.pop() {
+                    Popped::Message(0, m) => return Ok(m),
+                    Popped::Message(lag, m) => {
+                        self.pending = Some(m);
+                        return Err(TryRecvError::Lagged(lag));
+                    }
+                    Popped::Lagged(lag) => return Err(TryRecvError::Lagged(lag)),
+                    Popped::Closed(why) => return Err(TryRecvError::Disconnected(why)),
+                    Popped::Empty => {}
+                }
+            } else if let Some(d) = &mut self.direct {
+                // The fast path of a ring reader: its next message is there.
+                if let Take::Got(m) = log::take(&d.reading.ring, d.reading.cursor) {
+                    d.reading.cursor += 1;
+                    return Ok(Message::from_shared(m));
+                }
+            }
+        }
+        self.try_recv_slow()
+    }
+
+    fn try_recv_slow(&mut self) -> Result<Message<T>, TryRecvError> {
         let found = self.look();
         match found {
             Found::Message(m) => Ok(m),
@@ -726,9 +752,10 @@ impl<T> Drop for Subscriber<T> {
             d.route.leave(&d.reading, |_, m| garbage.push(m));
         }
         let queued = self.member.abandon();
-        after.finish(&state);
-        drop(queued);
+        // Counted before any user code runs: a hook may panic.
         state.subscriber_dropped();
+        drop(queued);
+        after.finish(&state);
     }
 }
 

@@ -9,6 +9,8 @@
 //! 4. A panic in user code left the registry inconsistent.
 //! 5. Settings that panicked or aborted instead of working or failing.
 
+#![allow(clippy::unwrap_used)]
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -20,7 +22,11 @@ use tidings::{Broker, Namespace, Options, Policy, RecvError, Subscriber};
 
 /// Runs `f` on its own thread and returns its result, or fails the test if
 /// it takes longer than `limit` (a deadlock, or a wait it should not make).
-fn within<R: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+fn within<R: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(f());
@@ -55,7 +61,10 @@ fn waiting_publisher(
     // Wait until the second message is in line (queued past the capacity).
     let deadline = Instant::now() + QUICK;
     while slow.stats().queued < 2 {
-        assert!(Instant::now() < deadline, "the publisher never reached the queue");
+        assert!(
+            Instant::now() < deadline,
+            "the publisher never reached the queue"
+        );
         thread::sleep(Duration::from_millis(1));
     }
     (broker, slow, publisher)
@@ -69,28 +78,37 @@ fn waiting_publisher(
 fn a_waiting_block_publisher_holds_up_nobody_else() {
     let (broker, mut slow, publisher) = waiting_publisher(Duration::from_secs(60));
     let b = broker.clone();
-    within(QUICK, "operations while a Block publisher waits", move || {
-        let mut other = b.subscriber();
-        for i in 0..500 {
-            let channel = format!("other:{i}");
-            other.subscribe(&channel);
-            assert_eq!(b.publish(&channel, i), 1);
-            other.psubscribe(format!("{channel}*"));
-            assert_eq!(b.publish(&channel, i), 2);
-            other.unsubscribe(&channel);
-            other.punsubscribe(format!("{channel}*"));
-            assert_eq!(b.publish(&channel, i), 0);
-            while other.try_recv().is_ok() {}
-        }
-        let mut extra = b.subscriber();
-        extra.subscribe("chan"); // a subscriber of the waiting channel itself
-        drop(extra);
-        assert_eq!(b.numsub(Namespace::Channel, "chan"), 1);
-        drop(other);
-    });
+    within(
+        QUICK,
+        "operations while a Block publisher waits",
+        move || {
+            let mut other = b.subscriber();
+            for i in 0..500 {
+                let channel = format!("other:{i}");
+                other.subscribe(&channel);
+                assert_eq!(b.publish(&channel, i), 1);
+                other.psubscribe(format!("{channel}*"));
+                assert_eq!(b.publish(&channel, i), 2);
+                other.unsubscribe(&channel);
+                other.punsubscribe(format!("{channel}*"));
+                assert_eq!(b.publish(&channel, i), 0);
+                while other.try_recv().is_ok() {}
+            }
+            let mut extra = b.subscriber();
+            extra.subscribe("chan"); // a subscriber of the waiting channel itself
+            drop(extra);
+            assert_eq!(b.numsub(Namespace::Channel, "chan"), 1);
+            drop(other);
+        },
+    );
     // The waiting publisher completes when the reader takes one.
     assert_eq!(*slow.recv().unwrap().payload(), 0);
-    assert_eq!(within(QUICK, "the waiting publisher", move || publisher.join().unwrap()), 1);
+    assert_eq!(
+        within(QUICK, "the waiting publisher", move || publisher
+            .join()
+            .unwrap()),
+        1
+    );
     assert_eq!(*slow.recv().unwrap().payload(), 1);
     broker.check_invariants();
 }
@@ -107,7 +125,10 @@ fn publishers_to_the_same_full_block_subscriber_queue_in_order() {
     };
     let deadline = Instant::now() + QUICK;
     while slow.stats().queued < 3 {
-        assert!(Instant::now() < deadline, "the second publisher never queued");
+        assert!(
+            Instant::now() < deadline,
+            "the second publisher never queued"
+        );
         thread::sleep(Duration::from_millis(1));
     }
     let got = within(QUICK, "draining", move || {
@@ -145,7 +166,9 @@ fn a_block_consumer_may_subscribe_and_publish_between_receives() {
     let broker: Broker<u32> = Broker::new();
     let mut consumer = broker.subscriber_with(block(2, Duration::MAX)).unwrap();
     consumer.subscribe("requests");
-    let mut replies = broker.subscriber_with(Options::new().capacity(100_000)).unwrap();
+    let mut replies = broker
+        .subscriber_with(Options::new().capacity(100_000))
+        .unwrap();
     replies.subscribe("replies");
     let flood = {
         let broker = broker.clone();
@@ -156,17 +179,21 @@ fn a_block_consumer_may_subscribe_and_publish_between_receives() {
         })
     };
     let b = broker.clone();
-    within(Duration::from_secs(30), "a Block consumer under a flood", move || {
-        for i in 0..2_000u32 {
-            let m = consumer.recv().unwrap();
-            assert_eq!(*m.payload(), i);
-            // Subscribing (the registry's write lock) and publishing from
-            // the consumer while publishers wait for it.
-            consumer.subscribe(format!("topic:{}", i % 7));
-            b.publish("replies", i);
-        }
-        flood.join().unwrap();
-    });
+    within(
+        Duration::from_secs(30),
+        "a Block consumer under a flood",
+        move || {
+            for i in 0..2_000u32 {
+                let m = consumer.recv().unwrap();
+                assert_eq!(*m.payload(), i);
+                // Subscribing (the registry's write lock) and publishing from
+                // the consumer while publishers wait for it.
+                consumer.subscribe(format!("topic:{}", i % 7));
+                b.publish("replies", i);
+            }
+            flood.join().unwrap();
+        },
+    );
     assert_eq!(replies.stats().delivered, 2_000);
 }
 
@@ -192,9 +219,7 @@ fn a_subscribe_racing_a_disconnect_leaves_no_phantom() {
         let _watch = broker.watch_interest(move |c| {
             log.lock().unwrap().push((c.name.to_vec(), c.active));
         });
-        let mut sub = broker
-            .subscriber_with(Options::new().capacity(4))
-            .unwrap();
+        let mut sub = broker.subscriber_with(Options::new().capacity(4)).unwrap();
         sub.subscribe("flood");
         sub.psubscribe("flo*"); // two routes: the slow Clone runs per publish
         let stop = Arc::new(AtomicBool::new(false));
@@ -218,11 +243,17 @@ fn a_subscribe_racing_a_disconnect_leaves_no_phantom() {
         });
         stop.store(true, Ordering::Relaxed);
         flooder.join().unwrap();
-        assert!(sub.stats().disconnected, "round {round}: the flood never overflowed");
+        assert!(
+            sub.stats().disconnected,
+            "round {round}: the flood never overflowed"
+        );
         // Nothing lists it any more.
         assert_eq!(sub.counts(), Default::default(), "round {round}");
         assert_eq!(broker.numsub(Namespace::Channel, "flood"), 0);
-        assert!(broker.channels(Namespace::Channel, None).is_empty(), "round {round}");
+        assert!(
+            broker.channels(Namespace::Channel, None).is_empty(),
+            "round {round}"
+        );
         assert_eq!(broker.numpat(), 0);
         assert_eq!(broker.publish("late:0", Slow), 0);
         assert!(broker.is_idle());
@@ -238,7 +269,10 @@ fn a_subscribe_racing_a_disconnect_leaves_no_phantom() {
             if live.values().all(|&n| n == 0) {
                 break;
             }
-            assert!(Instant::now() < deadline, "round {round}: hooks saw {live:?}");
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: hooks saw {live:?}"
+            );
             thread::sleep(Duration::from_millis(1));
         }
         // Its stream ends after what it had queued.
@@ -455,8 +489,12 @@ fn huge_capacities_work_and_allocate_nothing_up_front() {
     for options in [
         block(usize::MAX, Duration::from_millis(1)),
         Options::new().capacity(1 << 40),
-        Options::new().capacity(usize::MAX).policy(Policy::DropOldest),
-        Options::new().capacity(usize::MAX).policy(Policy::DropNewest),
+        Options::new()
+            .capacity(usize::MAX)
+            .policy(Policy::DropOldest),
+        Options::new()
+            .capacity(usize::MAX)
+            .policy(Policy::DropNewest),
     ] {
         let mut sub = broker.subscriber_with(options).unwrap();
         sub.subscribe("x");

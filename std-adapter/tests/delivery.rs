@@ -3,9 +3,9 @@
 //! must behave the same: order, lag counts, moves between the two, what an
 //! unsubscribe keeps, and the end of the stream.
 
-use tidings::{
-    Broker, DisconnectReason, Namespace, Options, Policy, RecvError, TryRecvError,
-};
+#![allow(clippy::unwrap_used)]
+
+use tidings::{Broker, DisconnectReason, Namespace, Options, Policy, RecvError, TryRecvError};
 
 fn drop_oldest(capacity: usize) -> Options {
     Options::new().capacity(capacity).policy(Policy::DropOldest)
@@ -19,11 +19,15 @@ fn drain<T: Copy + Sync>(sub: &mut tidings::Subscriber<T>) -> Vec<Result<T, Recv
 fn a_ring_reader_lags_like_a_queue() {
     for policy_capacity in [1usize, 2, 3, 8, 64] {
         let broker = Broker::new();
-        let mut ring = broker.subscriber_with(drop_oldest(policy_capacity)).unwrap();
+        let mut ring = broker
+            .subscriber_with(drop_oldest(policy_capacity))
+            .unwrap();
         ring.subscribe("t");
         // The same subscriber, forced into a queue of its own by holding a
         // second (silent) channel.
-        let mut queued = broker.subscriber_with(drop_oldest(policy_capacity)).unwrap();
+        let mut queued = broker
+            .subscriber_with(drop_oldest(policy_capacity))
+            .unwrap();
         queued.subscribe("t");
         queued.subscribe("silent");
         for round in 0..5u64 {
