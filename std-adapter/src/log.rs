@@ -478,28 +478,33 @@ mod loom_tests {
         }
     }
 
-    /// Reads until it has seen `last` (or, lagging, a later one), the way
-    /// `Subscriber::look` does: lock-free takes, the lock on `Moved` and
-    /// `Evicted`. Returns what it saw: `Ok(seq)` for a message, `Err(n)`
-    /// for a lag notice.
+    /// Reads at most `tries` times, the way `Subscriber::look` does:
+    /// lock-free takes, the lock on `Moved` and `Evicted`. Appends what it
+    /// saw to `seen` (`Ok(seq)` for a message, `Err(n)` for a lag notice)
+    /// and returns where it stopped. Bounded, so that loom explores every
+    /// interleaving without a reader spinning on an empty ring.
     fn read(
         log: &Mutex<Log<Body>>,
-        mut ring: Arc<Ring<Body>>,
+        ring: &mut Arc<Ring<Body>>,
         mut cursor: u64,
         last: u64,
-    ) -> Vec<Result<u64, u64>> {
-        let mut seen = Vec::new();
-        while cursor <= last {
-            match take(&ring, cursor) {
+        tries: usize,
+        seen: &mut Vec<Result<u64, u64>>,
+    ) -> u64 {
+        for _ in 0..tries {
+            if cursor > last {
+                break;
+            }
+            match take(ring, cursor) {
                 Take::Got(m) => {
                     assert_eq!(m.get().0, cursor, "the message taken is the one wanted");
                     seen.push(Ok(cursor));
                     cursor += 1;
                 }
-                Take::Empty => thread::yield_now(),
+                Take::Empty => {}
                 Take::Evicted | Take::Moved => {
                     let log = log.lock().unwrap();
-                    ring = log.ring();
+                    *ring = log.ring();
                     let oldest = log.oldest();
                     if oldest > cursor {
                         seen.push(Err(oldest - cursor));
@@ -508,7 +513,7 @@ mod loom_tests {
                 }
             }
         }
-        seen
+        cursor
     }
 
     fn check(capacity: usize, messages: u64, readers: usize) {
@@ -520,9 +525,13 @@ mod loom_tests {
                 .collect();
             let handles: Vec<_> = starts
                 .into_iter()
-                .map(|(cursor, ring)| {
+                .map(|(cursor, mut ring)| {
                     let log = Arc::clone(&log);
-                    thread::spawn(move || read(&log, ring, cursor, messages - 1))
+                    thread::spawn(move || {
+                        let mut seen = Vec::new();
+                        let cursor = read(&log, &mut ring, cursor, messages - 1, 3, &mut seen);
+                        (seen, cursor, ring)
+                    })
                 })
                 .collect();
             let mut lagged = 0;
@@ -539,7 +548,10 @@ mod loom_tests {
             }
             let mut reported = 0;
             for h in handles {
-                let seen = h.join().unwrap();
+                let (mut seen, cursor, mut ring) = h.join().unwrap();
+                // The rest, now that the writer is done.
+                let end = read(&log, &mut ring, cursor, messages - 1, 64, &mut seen);
+                assert_eq!(end, messages, "the reader reaches the head");
                 // In order, each message at most once, lag notices exact.
                 let mut next = 0;
                 for item in seen {
