@@ -6,8 +6,13 @@
 //!
 //! ```text
 //! cargo run --release -p tidings --features redis --example cache_invalidation -- --redis redis://127.0.0.1:6379
-//! cargo run --release -p tidings --features redis --example cache_invalidation -- --redis redis://127.0.0.1:6379 --bench 5000
+//! cargo run --release -p tidings --features redis --example cache_invalidation -- --redis redis://127.0.0.1:6379 --bench 5000 --runs 5
 //! ```
+//!
+//! The first runs two nodes and shows them being invalidated; the second
+//! measures the latency from a plain client's `SET` to the invalidation on
+//! both nodes, against two bare `PSUBSCRIBE` clients ([`measure_nodes`],
+//! [`measure_bare`]).
 //!
 //! It changes the server's `notify-keyspace-events` (adding the flags it
 //! needs to those already set), so point it at a server you may configure.
@@ -600,69 +605,32 @@ pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 /// Measures, `n` times one at a time (after `n / 10` warm-up rounds),
 /// from just before a plain client's `SET` of a key both nodes hold in
-/// their caches to: the entry dropped on both nodes (the later of the
-/// two), a component watching the key woken on both nodes, and a bare
-/// redis-crate client `PSUBSCRIBE`d to the same pattern reading the
-/// notification on its socket's thread (the floor). Returns the three
-/// series, sorted.
-pub fn measure(url: &str, prefix: &[u8], n: usize) -> Result<[Vec<Duration>; 3], Error> {
+/// their caches to the entry dropped on both nodes (the later of the two)
+/// and to a component watching the key woken on both nodes. Returns the
+/// two series, sorted.
+pub fn measure_nodes(url: &str, prefix: &[u8], n: usize) -> Result<[Vec<Duration>; 2], Error> {
     let wait = Duration::from_secs(5);
     let a = Node::start("a", url, prefix, quick_failover())?;
     let b = Node::start("b", url, prefix, quick_failover())?;
     let mut writer = redis::Client::open(url)?.get_connection()?;
     let mut key = prefix.to_vec();
     key.extend_from_slice(b"bench");
-    let channel = keyspace_channel(a.core.db, &key);
-
-    // The floor, on its own thread: it sends when each notification of
-    // the key arrived.
-    let (bare_tx, bare_rx) = tidings::crossbeam_channel::unbounded::<Instant>();
-    let mut bare = redis::Client::open(url)?.get_connection()?;
-    let pattern = keyspace_pattern(a.core.db, prefix);
-    let (ready_tx, ready_rx) = tidings::crossbeam_channel::bounded::<()>(1);
-    let done = Arc::new(AtomicBool::new(false));
-    let finished = Arc::clone(&done);
-    let bare_thread = std::thread::spawn(move || -> Result<(), redis::RedisError> {
-        let mut pubsub = bare.as_pubsub();
-        pubsub.psubscribe(&pattern[..])?;
-        pubsub.set_read_timeout(Some(Duration::from_millis(100)))?;
-        let _ = ready_tx.send(());
-        loop {
-            match pubsub.get_message() {
-                Ok(m) => {
-                    let at = Instant::now();
-                    if m.get_channel::<Vec<u8>>()? == channel && bare_tx.send(at).is_err() {
-                        return Ok(());
-                    }
-                }
-                // Wakes up now and then to see whether it is still wanted.
-                Err(e) if e.is_timeout() => {
-                    if finished.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    });
-    ready_rx.recv_timeout(wait)?;
     let mut watchers = [a.watch(&key), b.watch(&key)];
-    let (mut dropped, mut woken, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(0)
+        .query::<()>(&mut writer)?;
+    for w in &mut watchers {
+        w.recv_timeout(wait)?;
+    }
+    let (mut dropped, mut woken) = (Vec::new(), Vec::new());
     for i in 0..n + n / 10 {
         // Both nodes hold the key, so each SET really drops two entries.
-        if i == 0 {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(0)
-                .query::<()>(&mut writer)?;
-            for w in &mut watchers {
-                w.recv_timeout(wait)?;
-            }
-            bare_rx.recv_timeout(wait)?;
-        }
         for node in [&a, &b] {
             node.get(&key)?;
-            assert!(node.is_cached(&key), "node {} caches the key", node.name());
+            if !node.is_cached(&key) {
+                return Err(format!("node {} did not cache the key", node.name()).into());
+            }
         }
         let t0 = Instant::now();
         redis::cmd("SET")
@@ -673,20 +641,140 @@ pub fn measure(url: &str, prefix: &[u8], n: usize) -> Result<[Vec<Duration>; 3],
         let woke_a = Instant::now();
         let ib = watchers[1].recv_timeout(wait)?;
         let woke_b = Instant::now();
-        let bare_at = bare_rx.recv_timeout(wait)?;
-        if i < n / 10 {
-            continue;
+        if i >= n / 10 {
+            dropped.push(ia.payload().at.max(ib.payload().at) - t0);
+            woken.push(woke_a.max(woke_b) - t0);
         }
-        dropped.push(ia.payload().at.max(ib.payload().at) - t0);
-        woken.push(woke_a.max(woke_b) - t0);
-        floor.push(bare_at - t0);
+    }
+    dropped.sort();
+    woken.sort();
+    Ok([dropped, woken])
+}
+
+/// The floor for [`measure_nodes`]: two bare redis-crate clients
+/// `PSUBSCRIBE`d to the same pattern, each reading on its own thread, the
+/// way a bridge reads; from just before the `SET` to the later of the two
+/// reading the notification. Returns the series, sorted.
+pub fn measure_bare(url: &str, prefix: &[u8], n: usize) -> Result<Vec<Duration>, Error> {
+    let wait = Duration::from_secs(5);
+    let mut writer = redis::Client::open(url)?.get_connection()?;
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(b"bench");
+    let done = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    let mut threads = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tidings::crossbeam_channel::unbounded::<Instant>();
+        let mut con = redis::Client::open(url)?.get_connection()?;
+        let pattern = keyspace_pattern(0, prefix);
+        let done = Arc::clone(&done);
+        threads.push(std::thread::spawn(
+            move || -> Result<(), redis::RedisError> {
+                let mut pubsub = con.as_pubsub();
+                pubsub.psubscribe(&pattern[..])?;
+                pubsub.set_read_timeout(Some(Duration::from_millis(100)))?;
+                while !done.load(Ordering::Relaxed) {
+                    match pubsub.get_message() {
+                        Ok(_) => {
+                            let _ = tx.send(Instant::now());
+                        }
+                        Err(e) if e.is_timeout() => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            },
+        ));
+        readers.push(rx);
+    }
+    // Until both PSUBSCRIBEs are in place, a SET reaches fewer than two.
+    let deadline = Instant::now() + wait;
+    loop {
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(0)
+            .query::<()>(&mut writer)?;
+        std::thread::sleep(Duration::from_millis(20));
+        let heard = readers.iter().filter(|r| !r.is_empty()).count();
+        for r in &readers {
+            while r.try_recv().is_ok() {}
+        }
+        if heard == 2 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the bare subscribers did not subscribe".into());
+        }
+    }
+    let mut floor = Vec::new();
+    for i in 0..n + n / 10 {
+        let t0 = Instant::now();
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(i + 1)
+            .query::<()>(&mut writer)?;
+        let first = readers[0].recv_timeout(wait)?;
+        let second = readers[1].recv_timeout(wait)?;
+        if i >= n / 10 {
+            floor.push(first.max(second) - t0);
+        }
     }
     done.store(true, Ordering::Relaxed);
-    let _ = bare_thread.join();
-    for series in [&mut dropped, &mut woken, &mut floor] {
-        series.sort();
+    for t in threads {
+        let _ = t.join();
     }
-    Ok([dropped, woken, floor])
+    floor.sort();
+    Ok(floor)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// `--bench N [--runs R]`: R interleaved runs of each measurement (nodes,
+/// then the bare floor), N SETs each; prints the median p50 and p99.
+fn bench(url: &str, prefix: &[u8], n: usize, runs: usize) -> Result<(), Error> {
+    let mut rows: [Vec<(Duration, Duration)>; 3] = Default::default();
+    for run in 0..runs {
+        let [dropped, woken] = measure_nodes(url, prefix, n)?;
+        let floor = measure_bare(url, prefix, n)?;
+        for (row, series) in rows.iter_mut().zip([&dropped, &woken, &floor]) {
+            row.push((percentile(series, 50), percentile(series, 99)));
+        }
+        eprintln!(
+            "run {}: dropped p50 {} p99 {}; woken p50 {} p99 {}; floor p50 {} p99 {}",
+            run + 1,
+            micros(rows[0][run].0),
+            micros(rows[0][run].1),
+            micros(rows[1][run].0),
+            micros(rows[1][run].1),
+            micros(rows[2][run].0),
+            micros(rows[2][run].1),
+        );
+    }
+    println!(
+        "{n} SETs by a plain client per run, one at a time; medians of {runs} interleaved runs; {url}"
+    );
+    println!("| from a plain client's SET to | p50 | p99 |");
+    println!("|---|---|---|");
+    for (what, row) in [
+        ("the entry dropped on both nodes", &rows[0]),
+        ("a component watching the key woken on both nodes", &rows[1]),
+        (
+            "two bare PSUBSCRIBE clients reading the notification (floor)",
+            &rows[2],
+        ),
+    ] {
+        let p50 = median(row.iter().map(|r| r.0).collect());
+        let p99 = median(row.iter().map(|r| r.1).collect());
+        println!("| {what} | {} | {} |", micros(p50), micros(p99));
+    }
+    Ok(())
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -705,26 +793,8 @@ fn main() -> Result<(), Error> {
         .unwrap_or_else(|| "redis://127.0.0.1:6379".to_string());
     let prefix = b"cache:";
     if let Some(n) = arg("--bench") {
-        let n: usize = n.parse()?;
-        let [dropped, woken, floor] = measure(&url, prefix, n)?;
-        println!("{n} SETs by a plain client, one at a time, on {url}:");
-        println!("| from a plain client's SET to | p50 | p99 |");
-        println!("|---|---|---|");
-        for (what, series) in [
-            ("the entry dropped on both nodes", &dropped),
-            ("a watching component woken on both nodes", &woken),
-            (
-                "a bare PSUBSCRIBE client reading the notification (floor)",
-                &floor,
-            ),
-        ] {
-            println!(
-                "| {what} | {:.1} µs | {:.1} µs |",
-                percentile(series, 50).as_secs_f64() * 1e6,
-                percentile(series, 99).as_secs_f64() * 1e6
-            );
-        }
-        return Ok(());
+        let runs = arg("--runs").map_or(Ok(5), |r| r.parse())?;
+        return bench(&url, prefix, n.parse()?, runs);
     }
 
     println!(
