@@ -116,8 +116,7 @@ pub const WATCHDOG: Duration = Duration::from_secs(30);
 pub fn skip_unless_ci(test: &str, missing: &str, how: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
     assert!(!ci, "{missing}: CI must run {test} ({how})");
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: {missing} ({how}) ***\n"
-    );
+    // One write, so that tests running in parallel do not interleave it.
+    let line = format!("\n*** SKIPPED {test}: {missing}; {how} ***\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }

@@ -34,14 +34,20 @@ use super::skip_unless_ci;
 /// How long a server may take to answer, and a cluster to form.
 const START: Duration = Duration::from_secs(30);
 
-/// The one line of advice printed when Redis is missing.
+/// The advice printed when Redis is missing, for a test that needs a
+/// server of its own (it kills or reconfigures it).
 const INSTALL: &str = "install Debian's redis-server and redis-tools \
-     (apt-get install redis-server redis-tools), or point TIDINGS_REDIS_URL, \
-     TIDINGS_REDIS_UNIX and TIDINGS_REDIS_CLUSTER at running servers";
+     (apt-get install redis-server redis-tools)";
+
+/// The same, for a test that may also use an existing server.
+const INSTALL_OR_POINT: &str = "install Debian's redis-server and redis-tools \
+     (apt-get install redis-server redis-tools), or point TIDINGS_REDIS_URL \
+     (and TIDINGS_REDIS_UNIX) or TIDINGS_REDIS_CLUSTER at running servers";
 
 /// Whether `redis-server` (and, for a cluster, `redis-cli`) is on `PATH`;
-/// if not, skips the running test loudly (fails it under CI).
-fn installed(cluster: bool) -> bool {
+/// if not, skips the running test loudly with `advice` (fails it under
+/// CI).
+fn installed(cluster: bool, advice: &str) -> bool {
     let server = find_executable("TIDINGS_REDIS_SERVER", &["redis-server"]).is_some();
     let cli = !cluster || find_executable("TIDINGS_REDIS_CLI", &["redis-cli"]).is_some();
     let missing = match (server, cli) {
@@ -49,7 +55,7 @@ fn installed(cluster: bool) -> bool {
         (false, _) => "redis-server is not on PATH",
         (true, false) => "redis-cli is not on PATH",
     };
-    skip_unless_ci(&test_name(), missing, INSTALL);
+    skip_unless_ci(&test_name(), missing, advice);
     false
 }
 
@@ -74,7 +80,7 @@ impl Redis {
     /// (`unix_url`), or `None` (after a loud line) when `redis-server` is
     /// not installed. Panics if it is installed but does not start.
     pub fn start() -> Option<Redis> {
-        if !installed(false) {
+        if !installed(false, INSTALL) {
             return None;
         }
         Some(Redis::launch(Vec::new(), false))
@@ -336,7 +342,10 @@ pub fn standalone() -> Option<Standalone> {
             _lock: EXISTING.lock().unwrap_or_else(PoisonError::into_inner),
         });
     }
-    Redis::start().map(Standalone::Own)
+    if !installed(false, INSTALL_OR_POINT) {
+        return None;
+    }
+    Some(Standalone::Own(Redis::launch(Vec::new(), false)))
 }
 
 /// The seed addresses (`127.0.0.1:PORT`) of a 3-master Redis Cluster and
@@ -350,7 +359,7 @@ pub fn cluster() -> Option<(Vec<String>, MutexGuard<'static, ()>)> {
     let seeds = match non_empty_env("TIDINGS_REDIS_CLUSTER") {
         Some(seeds) => seeds.split(',').map(str::to_string).collect(),
         None => {
-            if !installed(true) {
+            if !installed(true, INSTALL_OR_POINT) {
                 return None;
             }
             match OWN.get_or_init(start_cluster) {
