@@ -367,6 +367,9 @@ impl Core {
 /// the flags again (a restarted server has forgotten them), waits until
 /// Redis holds the subscription again, and only then caches again.
 struct Watcher {
+    /// The bridge's counters when the node started, before it subscribed:
+    /// a loss at any time after that is noticed.
+    seen: tidings::BridgeMetrics,
     core: Arc<Core>,
     bridge: Arc<Bridge<Vec<u8>>>,
     client: redis::Client,
@@ -375,7 +378,7 @@ struct Watcher {
 
 impl Watcher {
     fn run(self) {
-        let mut seen = self.bridge.metrics();
+        let mut seen = self.seen;
         let mut live = true;
         while !self.stop.load(Ordering::Relaxed) {
             std::thread::sleep(POLL);
@@ -448,6 +451,7 @@ impl Node {
         enable_notifications(&mut con)?;
         let bus: Broker<Vec<u8>> = Broker::new();
         let bridge = Arc::new(bridge.server(url).start(&bus)?);
+        let seen = bridge.metrics();
         let core = Arc::new(Core {
             db,
             prefix: prefix.to_vec(),
@@ -461,6 +465,7 @@ impl Node {
         core.cache.flush(true, false);
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = Watcher {
+            seen,
             core: Arc::clone(&core),
             bridge: Arc::clone(&bridge),
             client: client.clone(),
