@@ -15,6 +15,12 @@
 //! the order Redis publishes them. This module builds the messages only: the
 //! caller publishes them through whatever registry or broker it uses.
 //!
+//! The receiving side has helpers too: [`keyspace_pattern`] is the pattern
+//! to `PSUBSCRIBE` for every key under a prefix (the prefix glob-escaped),
+//! [`NotificationChannel::parse`] takes a received channel apart into its
+//! database and key (or event), and [`changes_value`] tells a cache which
+//! events can leave a cached value stale.
+//!
 //! This module follows Redis's `src/notify.c`: `keyspaceEventsStringToFlags`
 //! ([`Flags::parse`]), `keyspaceEventsFlagsToString` (the [`Display`](core::fmt::Display) impl of
 //! [`Flags`]) and `notifyKeyspaceEvent` ([`notifications`]).
@@ -624,6 +630,172 @@ pub fn keyevent_channel(db: u32, event: &[u8]) -> Vec<u8> {
     channel(b"__keyevent@", db, event)
 }
 
+/// A notification channel taken apart: which family, which database, and
+/// the key (keyspace) or event name (keyevent) it names.
+///
+/// [`NotificationChannel::parse`] accepts exactly the names that
+/// [`keyspace_channel`] and [`keyevent_channel`] build (and Redis sends):
+/// the database in decimal without leading zeros (it fits a `u32`), then
+/// `__:`, then any bytes, `__:` and none at all included.
+///
+/// ```
+/// use tidings_core::keyspace::{keyspace_channel, NotificationChannel};
+///
+/// let channel = keyspace_channel(3, b"cache:user:1");
+/// assert_eq!(
+///     NotificationChannel::parse(&channel),
+///     Some(NotificationChannel::Keyspace { db: 3, key: b"cache:user:1" })
+/// );
+/// assert_eq!(
+///     NotificationChannel::parse(b"__keyevent@0__:expired"),
+///     Some(NotificationChannel::Keyevent { db: 0, event: b"expired" })
+/// );
+/// assert_eq!(NotificationChannel::parse(b"__keyspace@03__:k"), None); // not Redis's spelling
+/// assert_eq!(NotificationChannel::parse(b"news"), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotificationChannel<'a> {
+    /// `__keyspace@<db>__:<key>`: the payload is the event name.
+    Keyspace {
+        /// The database.
+        db: u32,
+        /// The key the event happened to.
+        key: &'a [u8],
+    },
+    /// `__keyevent@<db>__:<event>`: the payload is the key.
+    Keyevent {
+        /// The database.
+        db: u32,
+        /// The event's name, such as `del` or `expired`.
+        event: &'a [u8],
+    },
+}
+
+impl<'a> NotificationChannel<'a> {
+    /// Parses a keyspace or keyevent channel name; `None` for any other
+    /// channel. Runs in O(length of the prefix), never allocates and never
+    /// panics.
+    #[must_use]
+    pub fn parse(channel: &'a [u8]) -> Option<NotificationChannel<'a>> {
+        if let Some(rest) = channel.strip_prefix(b"__keyspace@") {
+            let (db, key) = split_db(rest)?;
+            Some(NotificationChannel::Keyspace { db, key })
+        } else {
+            let rest = channel.strip_prefix(b"__keyevent@")?;
+            let (db, event) = split_db(rest)?;
+            Some(NotificationChannel::Keyevent { db, event })
+        }
+    }
+
+    /// The database the notification is about.
+    #[must_use]
+    pub const fn db(&self) -> u32 {
+        match *self {
+            NotificationChannel::Keyspace { db, .. } | NotificationChannel::Keyevent { db, .. } => {
+                db
+            }
+        }
+    }
+}
+
+/// Splits `<db>__:<rest>` into the database and the rest, accepting the
+/// database only as Redis prints it (`%d`: no sign, no leading zero).
+fn split_db(s: &[u8]) -> Option<(u32, &[u8])> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    // `u32::MAX` has 10 digits; "0" is the only number starting with 0.
+    if digits == 0 || digits > 10 || (digits > 1 && s[0] == b'0') {
+        return None;
+    }
+    let (number, rest) = s.split_at(digits);
+    let rest = rest.strip_prefix(b"__:")?;
+    let mut db: u32 = 0;
+    for &digit in number {
+        db = db.checked_mul(10)?.checked_add(u32::from(digit - b'0'))?;
+    }
+    Some((db, rest))
+}
+
+/// Returns the pattern that matches the keyspace channel of every key in
+/// database `db` that starts with `key_prefix`: `__keyspace@<db>__:`, the
+/// prefix with every glob metacharacter (`*`, `?`, `[`, `]`, `\`)
+/// escaped by a backslash, then `*`. `PSUBSCRIBE` to it to hear about a
+/// whole family of keys.
+///
+/// Escaping matters: a prefix such as `cache[1]:` would otherwise be read
+/// as a character class and match `cache1:` but not itself.
+///
+/// # Examples
+///
+/// ```
+/// use tidings_core::glob::matches;
+/// use tidings_core::keyspace::{keyspace_channel, keyspace_pattern};
+///
+/// assert_eq!(keyspace_pattern(0, b"cache:"), b"__keyspace@0__:cache:*");
+/// let pattern = keyspace_pattern(0, b"cache[1]:");
+/// assert_eq!(pattern, b"__keyspace@0__:cache\\[1\\]:*");
+/// assert!(matches(&pattern, &keyspace_channel(0, b"cache[1]:user")));
+/// assert!(!matches(&pattern, &keyspace_channel(0, b"cache1:user")));
+/// ```
+#[must_use]
+pub fn keyspace_pattern(db: u32, key_prefix: &[u8]) -> Vec<u8> {
+    let escapes = key_prefix.iter().filter(|b| is_glob_special(**b)).count();
+    let mut out = channel(b"__keyspace@", db, b"");
+    out.reserve_exact(key_prefix.len() + escapes + 1);
+    for &byte in key_prefix {
+        if is_glob_special(byte) {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out.push(b'*');
+    out
+}
+
+/// The bytes that mean something outside a class in a Redis glob, or
+/// start one.
+const fn is_glob_special(byte: u8) -> bool {
+    matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\')
+}
+
+/// Returns whether an event can change a key's value or existence, so that
+/// a cache of the key must drop its copy: `false` only for the events that
+/// leave the value as it was, `true` for every other name, unknown ones
+/// included (a cache that cannot tell must assume the worst).
+///
+/// The events that leave the value alone, from Redis 7's sources:
+///
+/// | event | sent when | why the value is unchanged |
+/// |---|---|---|
+/// | `expire` | a TTL is set or changed (`EXPIRE`, `SET … EX`, `GETEX`) | only the TTL changed; when it runs out, `expired` follows, and a TTL already in the past sends `del` instead |
+/// | `persist` | a TTL is removed (`PERSIST`, `GETEX PERSIST`) | only the TTL changed |
+/// | `hexpire`, `hpersist` | a hash field's TTL is set or removed (Redis 7.4) | only a TTL changed; `hexpired` follows when a field expires |
+/// | `keymiss` | a read found no key (flag `m`) | it is a read |
+/// | `new` | a key is created (flag `n`) | the command that created it sends its own event right after |
+///
+/// So `SET k v EX 10` sends `set` (changes) and `expire` (does not): one
+/// invalidation, not two.
+///
+/// # Examples
+///
+/// ```
+/// use tidings_core::keyspace::changes_value;
+///
+/// for event in ["set", "del", "expired", "evicted", "rename_from", "incrby", "lpush", "hset"] {
+///     assert!(changes_value(event.as_bytes()), "{event}");
+/// }
+/// for event in ["expire", "persist", "keymiss", "new"] {
+///     assert!(!changes_value(event.as_bytes()), "{event}");
+/// }
+/// assert!(changes_value(b"some_future_event"));
+/// ```
+#[must_use]
+pub fn changes_value(event: &[u8]) -> bool {
+    !matches!(
+        event,
+        b"expire" | b"persist" | b"hexpire" | b"hpersist" | b"keymiss" | b"new"
+    )
+}
+
 /// Builds `<prefix><db>__:<suffix>` in one allocation.
 fn channel(prefix: &[u8], db: u32, suffix: &[u8]) -> Vec<u8> {
     // `u32::MAX` has 10 decimal digits.
@@ -1031,6 +1203,236 @@ mod tests {
     }
 
     #[test]
+    fn notification_channels_parse_back() {
+        for db in [0, 1, 9, 10, 15, 99, 100, 12345, u32::MAX] {
+            for name in [
+                &b""[..],
+                b"k",
+                b"cache:user:1",
+                b"__:",
+                b"a\0b\xFF",
+                b"9__:x",
+            ] {
+                let ks = keyspace_channel(db, name);
+                assert_eq!(
+                    NotificationChannel::parse(&ks),
+                    Some(NotificationChannel::Keyspace { db, key: name })
+                );
+                let ke = keyevent_channel(db, name);
+                let parsed = NotificationChannel::parse(&ke).unwrap();
+                assert_eq!(parsed, NotificationChannel::Keyevent { db, event: name });
+                assert_eq!(parsed.db(), db);
+            }
+        }
+    }
+
+    #[test]
+    fn only_redis_spellings_are_notification_channels() {
+        for channel in [
+            &b""[..],
+            b"news",
+            b"__keyspace@",
+            b"__keyspace@0",
+            b"__keyspace@0__",
+            b"__keyspace@0_:k",
+            b"__keyspace@__:k",            // no database
+            b"__keyspace@00__:k",          // leading zero
+            b"__keyspace@01__:k",          // leading zero
+            b"__keyspace@+1__:k",          // sign
+            b"__keyspace@-1__:k",          // negative
+            b"__keyspace@ 1__:k",          // space
+            b"__keyspace@1a__:k",          // not a number
+            b"__keyspace@4294967296__:k",  // u32::MAX + 1
+            b"__keyspace@99999999999__:k", // 11 digits
+            b"__keyspace@\xd9\xa3__:k",    // a non-ASCII digit
+            b"__KEYSPACE@0__:k",           // case matters
+            b"__keyevents@0__:del",
+            b"x__keyspace@0__:k",
+            b"__keyevent@0__del",
+        ] {
+            assert_eq!(NotificationChannel::parse(channel), None, "{channel:?}");
+        }
+        // The largest database, and the shortest names.
+        assert_eq!(
+            NotificationChannel::parse(b"__keyevent@4294967295__:"),
+            Some(NotificationChannel::Keyevent {
+                db: u32::MAX,
+                event: b""
+            })
+        );
+    }
+
+    #[test]
+    fn parsing_a_huge_channel_looks_at_its_prefix_only() {
+        let mut channel = keyspace_channel(7, b"");
+        channel.resize(channel.len() + (1 << 20), b'*');
+        match NotificationChannel::parse(&channel) {
+            Some(NotificationChannel::Keyspace { db: 7, key }) => assert_eq!(key.len(), 1 << 20),
+            other => panic!("{other:?}"),
+        }
+        // A megabyte of digits is not a database.
+        let mut digits = b"__keyspace@".to_vec();
+        digits.resize(digits.len() + (1 << 20), b'1');
+        digits.extend_from_slice(b"__:k");
+        assert_eq!(NotificationChannel::parse(&digits), None);
+    }
+
+    #[test]
+    fn keyspace_patterns_escape_the_prefix() {
+        use crate::glob::matches;
+        assert_eq!(keyspace_pattern(0, b"cache:"), b"__keyspace@0__:cache:*");
+        assert_eq!(keyspace_pattern(12, b""), b"__keyspace@12__:*");
+        assert_eq!(
+            keyspace_pattern(0, b"a*b?c[d]e\\f^-"),
+            b"__keyspace@0__:a\\*b\\?c\\[d\\]e\\\\f^-*"
+        );
+        // Every special byte in the prefix matches only itself.
+        for prefix in [
+            &b"*"[..],
+            b"?",
+            b"[",
+            b"]",
+            b"\\",
+            b"[^a]",
+            b"[a-z]",
+            b"\\*",
+        ] {
+            let pattern = keyspace_pattern(0, prefix);
+            let mut key = prefix.to_vec();
+            key.extend_from_slice(b"rest");
+            assert!(matches(&pattern, &keyspace_channel(0, &key)), "{prefix:?}");
+            assert!(
+                matches(&pattern, &keyspace_channel(0, prefix)),
+                "{prefix:?}"
+            );
+            assert!(
+                !matches(&pattern, &keyspace_channel(0, b"zrest")),
+                "{prefix:?}"
+            );
+            assert!(!matches(&pattern, &keyspace_channel(1, &key)), "{prefix:?}");
+            assert!(!matches(&pattern, &keyevent_channel(0, &key)), "{prefix:?}");
+        }
+    }
+
+    #[test]
+    fn changes_value_spares_only_ttl_reads_and_creation() {
+        let unchanged = [
+            &b"expire"[..],
+            b"persist",
+            b"hexpire",
+            b"hpersist",
+            b"keymiss",
+            b"new",
+        ];
+        for event in unchanged {
+            assert!(!changes_value(event), "{event:?}");
+        }
+        // Events Redis 7 sends for writes, deletions, expiry and eviction.
+        for event in [
+            &b"set"[..],
+            b"setrange",
+            b"incrby",
+            b"incrbyfloat",
+            b"append",
+            b"del",
+            b"unlink",
+            b"rename_from",
+            b"rename_to",
+            b"move_from",
+            b"move_to",
+            b"copy_to",
+            b"restore",
+            b"expired",
+            b"evicted",
+            b"hexpired",
+            b"lpush",
+            b"hset",
+            b"hdel",
+            b"sadd",
+            b"zadd",
+            b"xadd",
+            b"sortstore",
+        ] {
+            assert!(changes_value(event), "{event:?}");
+        }
+        // Close spellings and unknown names are changes: when in doubt,
+        // invalidate.
+        for event in [
+            &b""[..],
+            b"EXPIRE",
+            b"expire ",
+            b"expires",
+            b"\0",
+            b"persisted",
+        ] {
+            assert!(changes_value(event), "{event:?}");
+        }
+    }
+
+    mod props {
+        use super::*;
+        use crate::glob::matches;
+        use proptest::prelude::*;
+
+        fn bytes() -> impl Strategy<Value = alloc::vec::Vec<u8>> {
+            // Biased towards the bytes that are special somewhere here.
+            prop::collection::vec(
+                prop_oneof![
+                    3 => any::<u8>(),
+                    2 => prop::sample::select(b"*?[]\\^-_:@0".to_vec()),
+                ],
+                0..12,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+            /// The pattern matches a key's channel exactly when the key
+            /// starts with the prefix and the database is the same.
+            #[test]
+            fn keyspace_pattern_matches_exactly_the_prefixed_keys(
+                prefix in bytes(), key in bytes(), db in 0u32..3, other_db in 0u32..3,
+            ) {
+                let pattern = keyspace_pattern(db, &prefix);
+                let channel = keyspace_channel(other_db, &key);
+                prop_assert_eq!(
+                    matches(&pattern, &channel),
+                    db == other_db && key.starts_with(&prefix)
+                );
+                let mut prefixed = prefix.clone();
+                prefixed.extend_from_slice(&key);
+                prop_assert!(matches(&pattern, &keyspace_channel(db, &prefixed)));
+            }
+
+            /// Parsing inverts building, and accepts nothing else.
+            #[test]
+            fn parse_inverts_the_builders(db: u32, name in bytes(), noise in bytes()) {
+                let ks = keyspace_channel(db, &name);
+                prop_assert_eq!(
+                    NotificationChannel::parse(&ks),
+                    Some(NotificationChannel::Keyspace { db, key: &name })
+                );
+                let ke = keyevent_channel(db, &name);
+                prop_assert_eq!(
+                    NotificationChannel::parse(&ke),
+                    Some(NotificationChannel::Keyevent { db, event: &name })
+                );
+                // Whatever parses was built by a builder.
+                match NotificationChannel::parse(&noise) {
+                    Some(NotificationChannel::Keyspace { db, key }) => {
+                        prop_assert_eq!(keyspace_channel(db, key), noise.clone());
+                    }
+                    Some(NotificationChannel::Keyevent { db, event }) => {
+                        prop_assert_eq!(keyevent_channel(db, event), noise.clone());
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    #[test]
     fn public_types_are_send_sync_unpin() {
         fn check<T: Send + Sync + Unpin + core::panic::UnwindSafe>() {}
         check::<Flags>();
@@ -1038,5 +1440,6 @@ mod tests {
         check::<ParseFlagsError>();
         check::<Notification>();
         check::<Notifications>();
+        check::<NotificationChannel<'static>>();
     }
 }

@@ -1,10 +1,12 @@
 //! The Redis bridge against a real Redis server: two brokers in this process
 //! stand for two nodes, and a plain Redis client stands for everyone else.
 //!
-//! The server's address comes from `TIDINGS_REDIS_URL` (CI sets it with
-//! `eval "$(bash .ci/redis.sh start)"`); without it every test here skips
-//! with a loud message, except under CI (`$CI` set), where it fails. The tests share that server, so they take a lock:
-//! `PUBSUB NUMPAT` is server-wide.
+//! Each test starts its own throwaway `redis-server` (the shared harness in
+//! `tests/support/redis_server.rs`), so the tests run in parallel and stop
+//! their servers when they end. With `TIDINGS_REDIS_URL` set they use that
+//! existing server instead, one test at a time (`PUBSUB NUMPAT` is
+//! server-wide). Without `redis-server` on `PATH` every test here skips with
+//! a loud message, except under CI (`$CI` set), where it fails.
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)]
 
@@ -14,9 +16,10 @@ mod support;
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::redis_server::{Standalone, standalone};
 use tidings::{
     Bridge, BridgeMetrics, Broker, DisconnectReason, Message, Namespace, RecvTimeoutError,
     Subscriber,
@@ -24,24 +27,11 @@ use tidings::{
 
 const WAIT: Duration = Duration::from_secs(10);
 
-static SERVER: Mutex<()> = Mutex::new(());
-
-/// The shared server's URL and its lock, or `None` (with a loud message)
-/// when the environment does not name one.
-fn server() -> Option<(String, MutexGuard<'static, ()>)> {
-    match std::env::var("TIDINGS_REDIS_URL") {
-        Ok(url) if !url.is_empty() => {
-            Some((url, SERVER.lock().unwrap_or_else(PoisonError::into_inner)))
-        }
-        _ => {
-            support::skip_unless_ci(
-                "the Redis bridge tests",
-                "TIDINGS_REDIS_URL is not set",
-                "eval \"$(bash .ci/redis.sh start)\"",
-            );
-            None
-        }
-    }
+/// A server for the running test and its URL, or `None` (with a loud
+/// message) when there is none to be had.
+fn server() -> Option<(String, Standalone)> {
+    let server = standalone()?;
+    Some((server.url(), server))
 }
 
 /// A unique name prefix per test and run.
@@ -154,7 +144,9 @@ fn sync(bridges: &[&Bridge]) {
 
 #[test]
 fn a_publish_on_one_node_reaches_the_other_and_a_plain_client() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let ch = format!("{}news", prefix("a_to_b"));
     let (a, bridge_a) = node(&url);
     let (b, bridge_b) = node(&url);
@@ -223,7 +215,9 @@ fn a_publish_on_one_node_reaches_the_other_and_a_plain_client() {
 
 #[test]
 fn a_plain_publish_reaches_both_nodes() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let ch = format!("{}plain", prefix("plain"));
     let (a, bridge_a) = node(&url);
     let (b, bridge_b) = node(&url);
@@ -252,7 +246,9 @@ fn a_plain_publish_reaches_both_nodes() {
 
 #[test]
 fn pattern_interest_reaches_redis_and_a_subscriber_holding_both_gets_both() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let p = prefix("pattern");
     let (pattern, channel, other) = (
         format!("{p}room:*"),
@@ -315,7 +311,9 @@ fn pattern_interest_reaches_redis_and_a_subscriber_holding_both_gets_both() {
 
 #[test]
 fn unsubscribing_everywhere_leaves_nothing_on_redis() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let p = prefix("cleanup");
     let names: Vec<String> = (0..20).map(|i| format!("{p}ch:{i}")).collect();
     let patterns: Vec<String> = (0..5).map(|i| format!("{p}pat:{i}:*")).collect();
@@ -386,7 +384,9 @@ fn unsubscribing_everywhere_leaves_nothing_on_redis() {
 
 #[test]
 fn shard_channels_go_through_spublish() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let ch = format!("{}{{orders}}:1", prefix("shard"));
     let (_a, bridge_a) = node(&url);
     let (b, bridge_b) = node(&url);
@@ -423,7 +423,9 @@ fn decode(m: &Message<Vec<u8>>) -> (u8, u32) {
 
 #[test]
 fn every_node_sees_each_publisher_in_order_once_in_one_global_order() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     const PER_PUBLISHER: u32 = 2_000;
     let p = prefix("order");
     let ch = format!("{p}stream");
@@ -507,7 +509,9 @@ fn every_node_sees_each_publisher_in_order_once_in_one_global_order() {
 
 #[test]
 fn works_with_bytes_payloads() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let ch = format!("{}bytes", prefix("bytes"));
     let broker: Broker<bytes::Bytes> = Broker::new();
     let bridge = Bridge::connect(&broker, &url).unwrap();
@@ -525,7 +529,9 @@ fn works_with_bytes_payloads() {
 
 #[test]
 fn dropping_the_bridge_releases_redis_and_local_delivery_goes_on() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let ch = format!("{}drop", prefix("drop"));
     let (a, bridge) = node(&url);
     let mut sub = a.subscriber();
@@ -553,7 +559,9 @@ fn dropping_the_bridge_releases_redis_and_local_delivery_goes_on() {
 
 #[test]
 fn sync_waits_for_interest_changes_made_concurrently() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let p = prefix("churn");
     let (a, bridge) = node(&url);
     let subs = Arc::new(Mutex::new(Vec::new()));
@@ -608,7 +616,9 @@ fn sync_waits_for_interest_changes_made_concurrently() {
 /// notifications must not undo anything once they arrive.
 #[test]
 fn sync_covers_changes_whose_notification_has_not_arrived() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let p = prefix("late");
     let [hold, added, removed, flapped] =
         ["hold", "added", "removed", "flapped"].map(|n| format!("{p}{n}"));
@@ -691,7 +701,9 @@ fn sync_covers_changes_whose_notification_has_not_arrived() {
 /// bridge then leaves Redis.
 #[test]
 fn the_last_broker_handle_closes_the_broker_while_bridged() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let ch = format!("{}closed", prefix("closed"));
     let (a, bridge) = node(&url);
     let mut sub = a.subscriber();
@@ -721,24 +733,18 @@ fn the_last_broker_handle_closes_the_broker_while_bridged() {
     );
 }
 
-/// A node bridged through the server's Unix socket (`TIDINGS_REDIS_UNIX`,
-/// the same server as `TIDINGS_REDIS_URL`) and one through TCP form one
+/// A node bridged through the server's Unix socket (`TIDINGS_REDIS_UNIX`
+/// for an existing server) and one through TCP form one
 /// bus: messages cross both ways, pattern interest included, and the Unix
 /// node's interest is mirrored on Redis.
 #[cfg(unix)]
 #[test]
 fn a_node_on_the_unix_socket_and_a_node_on_tcp_share_the_bus() {
-    let Some((url, _lock)) = server() else { return };
-    let unix = match std::env::var("TIDINGS_REDIS_UNIX") {
-        Ok(unix) if !unix.is_empty() => unix,
-        _ => {
-            support::skip_unless_ci(
-                "the Unix-socket bridge test",
-                "TIDINGS_REDIS_UNIX is not set",
-                "eval \"$(bash .ci/redis.sh start)\"",
-            );
-            return;
-        }
+    let Some((url, server)) = server() else {
+        return;
+    };
+    let Some(unix) = server.unix_url() else {
+        return;
     };
     let ch = format!("{}sock", prefix("unix"));
     let pattern = format!("{}s*", prefix("unix"));
@@ -781,7 +787,9 @@ fn a_node_on_the_unix_socket_and_a_node_on_tcp_share_the_bus() {
 /// mirrored like a subscriber's.
 #[test]
 fn a_handler_on_a_bridged_node_gets_messages_from_redis_in_order() {
-    let Some((url, _lock)) = server() else { return };
+    let Some((url, _server)) = server() else {
+        return;
+    };
     let ch = format!("{}handled", prefix("handler"));
     let (_a, bridge_a) = node(&url);
     let (b, bridge_b) = node(&url);

@@ -1,10 +1,13 @@
 //! The Redis bridge against a real 3-master Redis Cluster: sharded pub/sub
 //! routed by key slot, and ordinary channels carried by the cluster bus.
 //!
-//! The seeds come from `TIDINGS_REDIS_CLUSTER` (`host:port,host:port,...`;
-//! CI sets it with `eval "$(bash .ci/redis.sh start)"`); without it the
-//! tests skip with a loud message, except under CI (`$CI` set), where they
-//! fail.
+//! The test binary starts its own 3-master cluster on first use (the
+//! harness in `tests/support/redis_server.rs`: `redis-server` and
+//! `redis-cli --cluster create`) and stops it when it exits; with
+//! `TIDINGS_REDIS_CLUSTER` set (`host:port,host:port,...`) it uses that
+//! existing cluster instead. Without `redis-server` and `redis-cli` on
+//! `PATH` the tests skip with a loud message, except under CI (`$CI` set),
+//! where they fail.
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +16,7 @@ mod support;
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use tidings::core::slot::key_hash_slot;
@@ -21,23 +24,11 @@ use tidings::{Bridge, Broker, Namespace, Subscriber};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-static CLUSTER: Mutex<()> = Mutex::new(());
-
+/// The cluster's seeds and the lock that gives the running test the
+/// cluster to itself (`PUBSUB NUMPAT` is server-wide), or `None` (with a
+/// loud message) when there is none to be had.
 fn cluster() -> Option<(Vec<String>, MutexGuard<'static, ()>)> {
-    match std::env::var("TIDINGS_REDIS_CLUSTER") {
-        Ok(seeds) if !seeds.is_empty() => Some((
-            seeds.split(',').map(str::to_string).collect(),
-            CLUSTER.lock().unwrap_or_else(PoisonError::into_inner),
-        )),
-        _ => {
-            support::skip_unless_ci(
-                "the Redis Cluster bridge tests",
-                "TIDINGS_REDIS_CLUSTER is not set",
-                "eval \"$(bash .ci/redis.sh start)\"",
-            );
-            None
-        }
-    }
+    support::redis_server::cluster()
 }
 
 fn client(addr: &str) -> redis::Connection {

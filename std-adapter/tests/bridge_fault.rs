@@ -1,108 +1,48 @@
 //! The Redis bridge when Redis fails: killed mid-stream and restarted, or
 //! hung. Each test starts its own throwaway `redis-server` on a free
-//! loopback port (no persistence), so it can kill it; without `redis-server`
-//! on `PATH` the tests skip with a loud message, except under CI (`$CI`
-//! set), where they fail.
+//! loopback port (no persistence; the harness in
+//! `tests/support/redis_server.rs`), so it can kill it; without
+//! `redis-server` on `PATH` the tests skip with a loud message, except under
+//! CI (`$CI` set), where they fail.
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)]
 
 #[allow(dead_code, unreachable_pub)]
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use support::redis_server::Redis;
 use tidings::{Bridge, BridgeError, Broker, Namespace, Subscriber};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A redis-server child process on a fixed port, killed when dropped.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-}
+/// A server of this test's own, which it kills, restarts and pauses.
+struct Server(Redis);
 
 impl Server {
     /// `None` (with a loud message) if redis-server is not installed.
     fn start() -> Option<Server> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            support::skip_unless_ci(
-                "the Redis bridge fault tests",
-                "redis-server is not on PATH",
-                "apt-get install redis-server, or bash .ci/redis.sh start",
-            );
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Server { port, child: None };
-        server.restart();
-        Some(server)
+        Redis::start().map(Server)
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
-    /// Starts (again) on the same port and waits until it answers.
     fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let mut child = Command::new("redis-server")
-                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port not free yet: try again
-                }
-                if ping(self.port) {
-                    self.child = Some(child);
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {}",
-                self.port
-            );
-        }
+        self.0.restart();
     }
 
     /// SIGKILL: no goodbye to clients.
     fn kill(&mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
+        self.0.kill();
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        self.0.signal(signal);
     }
 
     fn client(&self) -> redis::Connection {
@@ -113,25 +53,6 @@ impl Server {
         con.set_read_timeout(Some(WAIT)).unwrap();
         con
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(con) = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-    else {
-        return false;
-    };
-    let mut con = con;
-    redis::cmd("PING").query::<String>(&mut con).is_ok()
 }
 
 /// Fast timeouts so the test runs in seconds.
@@ -363,7 +284,7 @@ fn a_hung_redis_fails_publishes_in_bounded_time_and_recovers() {
     assert!(
         err.to_string().starts_with(&format!(
             "redis at 127.0.0.1:{} did not take the message: ",
-            server.port
+            server.0.port()
         )),
         "{err}"
     );
@@ -411,7 +332,7 @@ fn a_failed_bridge_publish_is_an_error_never_ok_0_and_is_counted() {
         .arg(&["-publish", "-spublish"])
         .query(&mut server.client())
         .unwrap();
-    let (m, bridge_m) = node(&format!("redis://mute:secret@127.0.0.1:{}", server.port));
+    let (m, bridge_m) = node(&format!("redis://mute:secret@127.0.0.1:{}", server.0.port()));
     let (_a, bridge_a) = node(&url);
     let mut sub = m.subscriber();
     sub.subscribe("ch");

@@ -3,10 +3,14 @@
 //! port), with two tabs on the in-process server.
 //!
 //! Chromium and chromedriver are Debian's `chromium` and `chromium-driver`
-//! (`.ci/browser.sh` installs them). They are looked up as `$CHROMIUM` and
-//! `$CHROMEDRIVER`, then on `PATH`. When either is missing the test prints
-//! why and passes as skipped, except under CI (`$CI` set), where a missing
-//! browser fails it: CI always runs it.
+//! (`apt-get install chromium chromium-driver`; `.ci/deps.sh` installs
+//! them). They are looked up as `$CHROMIUM` and `$CHROMEDRIVER`, then on
+//! `PATH`. When either is missing the test prints why and passes as
+//! skipped, except under CI (`$CI` set), where a missing browser fails it:
+//! CI always runs it. The test starts chromedriver itself, on a free port,
+//! and stops it (and the Chromium it launched) when it ends, a panic
+//! included; if the test process dies, the harness's guardian does
+//! (`tests/support/process.rs`).
 //!
 //! With `TIDINGS_WS_CHAT_SCREENSHOT=path.png` set, the test also saves a
 //! screenshot of tab A mid-conversation (the README's `docs/ws_chat.png`).
@@ -28,6 +32,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
+use support::process::{Guardian, find_executable, temp_dir};
 use tidings::{Broker, Namespace};
 
 /// The longest one expectation may take to come true in the page.
@@ -50,27 +55,16 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=960,720",
 ];
 
-/// An executable named by `var`, or the first of `names` on `PATH`.
-fn find_executable(var: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(var) {
-        return Some(PathBuf::from(path)).filter(|p| p.is_file());
-    }
-    let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
 /// A chromedriver this test started, with Chromium's profile directory.
 /// Dropping it ends chromedriver's process group (chromedriver and the
-/// Chromium it launched) and removes the profile.
+/// Chromium it launched) and removes the profile; if the test process ends
+/// without dropping it, its guardian does the same.
 struct Driver {
     child: Child,
     port: u16,
     chromium: PathBuf,
     profile: PathBuf,
+    guardian: Guardian,
 }
 
 impl Driver {
@@ -80,9 +74,8 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
-        let profile =
-            std::env::temp_dir().join(format!("tidings-ws-chat-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&profile).unwrap();
+        let profile = temp_dir("ws-chat");
+        let mut guardian = Guardian::new(Some(&profile));
         let mut command = Command::new(chromedriver);
         command
             .arg(format!("--port={port}"))
@@ -92,11 +85,13 @@ impl Driver {
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command.spawn().unwrap();
+        guardian.guard_group(child.id());
         let driver = Driver {
             child,
             port,
             chromium,
             profile,
+            guardian,
         };
         // Wait, bounded, until chromedriver listens.
         let deadline = Instant::now() + WAIT;
@@ -132,6 +127,7 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        self.guardian.unguard();
         // chromedriver leads its own process group; Chromium is in it.
         #[cfg(unix)]
         let _ = Command::new("kill")
@@ -299,7 +295,7 @@ async fn two_tabs_chat_with_presence_in_headless_chromium() {
         support::skip_unless_ci(
             "two_tabs_chat_with_presence_in_headless_chromium",
             "chromium or chromedriver not found ($CHROMIUM, $CHROMEDRIVER, PATH)",
-            "install Debian's chromium and chromium-driver: .ci/browser.sh",
+            "install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
         );
         return;
     };

@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests: a publish that checks its own
-//! accounting, a watchdog for multi-threaded tests, a tiny seeded RNG, and
-//! the skip of a test whose server or browser is missing.
+//! accounting, a watchdog for multi-threaded tests, a tiny seeded RNG, the
+//! skip of a test whose server or browser is missing, and the servers and
+//! browsers the tests start themselves ([`redis_server`], [`process`]).
+
+pub mod process;
+pub mod redis_server;
 
 use std::io::Write;
 use std::sync::mpsc;
@@ -107,13 +111,12 @@ pub const WATCHDOG: Duration = Duration::from_secs(30);
 
 /// Skips `test`, which needs what is `missing` here, or fails it under CI
 /// (`$CI` set and not `false`), which must run it; `how` says how to provide
-/// it. The skip is written straight to stderr, past the harness's capture of
-/// `eprintln!`, so that it shows.
+/// it. The skip is one line written straight to stderr, past the harness's
+/// capture of `eprintln!`, so that it shows.
 pub fn skip_unless_ci(test: &str, missing: &str, how: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
     assert!(!ci, "{missing}: CI must run {test} ({how})");
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: {missing} ({how}) ***\n"
-    );
+    // One write, so that tests running in parallel do not interleave it.
+    let line = format!("\n*** SKIPPED {test}: {missing}; {how} ***\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
