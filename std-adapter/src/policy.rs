@@ -25,7 +25,14 @@ pub enum Policy {
     /// [`SubscriberStats::lagged`], and tell the subscriber in-stream: its
     /// next receive returns [`RecvError::Lagged(n)`](crate::RecvError::Lagged),
     /// with `n` the number of messages discarded just before the message that
-    /// follows, and then continues with that message.
+    /// follows, and then continues with that message. That message is taken
+    /// with the notice (it can no longer be discarded, and no longer counts
+    /// against the capacity), so the next receive returns exactly it.
+    ///
+    /// A `DropOldest` subscriber that holds one channel, one pattern or one
+    /// shard channel reads that route's shared ring instead of a queue of
+    /// its own (the fast path; see the crate docs): the behaviour is the
+    /// same.
     DropOldest,
     /// Make the publisher wait up to `timeout` for room, then discard the new
     /// message and count it in [`SubscriberStats::dropped`]. The message's
