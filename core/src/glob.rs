@@ -150,15 +150,15 @@ struct Compiled {
     bits: Box<[u64]>,
     /// The source offset of each class atom's `[`, in atom order. A class
     /// is tested against its source bytes, in O(its length).
-    classes: Box<[u32]>,
+    classes: Offsets,
     /// Atoms before the first star (all of them without a star).
-    head: u32,
+    head: usize,
     /// Atoms after the last star (none without a star).
-    tail: u32,
+    tail: usize,
     /// Class atoms among the head atoms.
-    head_classes: u32,
+    head_classes: usize,
     /// Class atoms among the tail atoms.
-    tail_classes: u32,
+    tail_classes: usize,
     has_star: bool,
     /// Some atom lies between the first star and the last.
     has_middle: bool,
@@ -256,6 +256,38 @@ impl Steps for u64 {
     }
 }
 
+/// Source offsets: 4 bytes each, or 8 in a pattern longer than 4 GiB.
+#[derive(Clone)]
+enum Offsets {
+    Narrow(Box<[u32]>),
+    Wide(Box<[usize]>),
+}
+
+impl Offsets {
+    fn new(offsets: Vec<usize>, source_len: usize) -> Offsets {
+        if u32::try_from(source_len).is_ok() {
+            Offsets::Narrow(offsets.into_iter().map(|o| o as u32).collect())
+        } else {
+            Offsets::Wide(offsets.into_boxed_slice())
+        }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Offsets::Narrow(o) => o.get(i).map(|&o| o as usize),
+            Offsets::Wide(o) => o.get(i).copied(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Offsets::Narrow(o) => o.len(),
+            Offsets::Wide(o) => o.len(),
+        }
+    }
+}
+
 /// Builds the atoms of a pattern (the parse happens here, once).
 #[derive(Default)]
 struct Builder {
@@ -263,7 +295,7 @@ struct Builder {
     /// The literal bitmap, then the star bitmap, as in [`Compiled::bits`].
     literal: Vec<u64>,
     star: Vec<u64>,
-    classes: Vec<u32>,
+    classes: Vec<usize>,
     /// A star was read and no atom has followed it yet.
     star_pending: bool,
     /// Atoms before the first star, and before the last one.
@@ -312,14 +344,13 @@ impl Builder {
             256 => self.atom(ANY, false),
             members => {
                 self.never |= members == 0;
-                self.classes.push(start as u32);
+                self.classes.push(start);
                 self.atom(CLASS, false);
             }
         }
     }
 
-    /// Parses `p` following `stringmatchlen`'s rules exactly. `p` is at most
-    /// `u32::MAX` bytes, so class offsets fit in `u32`.
+    /// Parses `p` following `stringmatchlen`'s rules exactly.
     fn parse(mut self, p: &[u8]) -> Self {
         let mut i = 0;
         while let Some(&c) = p.get(i) {
@@ -400,12 +431,12 @@ fn read_class(p: &[u8], start: usize, mut member: impl FnMut(u8, u8)) -> (usize,
 }
 
 /// Whether byte `b` is in the class whose `[` is at `source[start]`.
-fn class_contains(source: &[u8], start: u32, b: u8, steps: &mut impl Steps) -> bool {
+fn class_contains(source: &[u8], start: usize, b: u8, steps: &mut impl Steps) -> bool {
     let mut hit = false;
-    let (end, negate) = read_class(source, start as usize, |lo, hi| {
+    let (end, negate) = read_class(source, start, |lo, hi| {
         hit |= lo <= b && b <= hi;
     });
-    steps.add(end.saturating_sub(start as usize));
+    steps.add(end.saturating_sub(start));
     hit != negate
 }
 
@@ -928,9 +959,9 @@ impl Compiled {
         let mut compiled = Compiled {
             atoms: b.atoms.into_boxed_slice(),
             bits: bits.into_boxed_slice(),
-            classes: b.classes.into_boxed_slice(),
-            head: head as u32,
-            tail: tail as u32,
+            classes: Offsets::new(b.classes, pattern.len()),
+            head,
+            tail,
             head_classes: 0,
             tail_classes: 0,
             has_star: b.first_star.is_some(),
@@ -940,7 +971,7 @@ impl Compiled {
             never: b.never,
         };
         let classes =
-            |range: core::ops::Range<usize>| range.filter(|&i| compiled.is_class(i)).count() as u32;
+            |range: core::ops::Range<usize>| range.filter(|&i| compiled.is_class(i)).count();
         let literal =
             |range: core::ops::Range<usize>| range.clone().all(|i| compiled.is_literal(i));
         let (head_classes, tail_classes) = (classes(0..head), classes(n - tail..n));
@@ -1020,7 +1051,7 @@ impl Compiled {
     /// floating for the others.
     fn literal_runs(&self) -> impl Iterator<Item = LiteralRun<'_>> + '_ {
         let n = self.atoms.len();
-        let (head, tail_at) = (self.head as usize, n - self.tail as usize);
+        let (head, tail_at) = (self.head, n - self.tail);
         self.runs().map(move |run| {
             let place = if run.end <= head {
                 Place::Start(run.start)
@@ -1097,13 +1128,13 @@ impl Compiled {
         if !self.has_star {
             return text.len() == n && self.segment_at(source, 0..n, 0, text, steps);
         }
-        let Some(tail_at) = text.len().checked_sub(self.tail as usize) else {
+        let Some(tail_at) = text.len().checked_sub(self.tail) else {
             return false;
         };
         if text.len() < n {
             return false;
         }
-        let (head, tail) = (self.head as usize, self.tail as usize);
+        let (head, tail) = (self.head, self.tail);
         let (Some(head_text), Some(tail_text)) = (text.get(..head), text.get(tail_at..)) else {
             return false;
         };
@@ -1122,7 +1153,7 @@ impl Compiled {
                     .get(n - tail..)
                     .is_some_and(|lit| bytes_eq(lit, tail_text))
             } else {
-                let first_class = self.classes.len() - self.tail_classes as usize;
+                let first_class = self.classes.len() - self.tail_classes;
                 self.segment_at(source, n - tail..n, first_class, tail_text, steps)
             };
         if !tail_ok {
@@ -1158,7 +1189,7 @@ impl Compiled {
                 let member = self
                     .classes
                     .get(class)
-                    .is_some_and(|&start| class_contains(source, start, t, steps));
+                    .is_some_and(|start| class_contains(source, start, t, steps));
                 if !member {
                     return false;
                 }
@@ -1173,9 +1204,9 @@ impl Compiled {
     /// the head and the tail). Leftmost placement is optimal because
     /// segments have fixed lengths, so no backtracking is needed.
     fn middles(&self, source: &[u8], window: &[u8], steps: &mut impl Steps) -> bool {
-        let stop = self.atoms.len() - self.tail as usize;
-        let mut i = self.head as usize;
-        let mut class = self.head_classes as usize;
+        let stop = self.atoms.len() - self.tail;
+        let mut i = self.head;
+        let mut class = self.head_classes;
         let mut pos = 0;
         while i < stop {
             let j = self.next_star(i + 1, stop);

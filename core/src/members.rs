@@ -509,7 +509,9 @@ mod tests {
     /// the order, and a few steps per removal.
     #[test]
     fn dropping_every_member_is_linear_in_steps() {
-        let orders: [(&str, fn(u64, u64) -> u64); 4] = [
+        /// The `k`th of `n` members to remove.
+        type Order = fn(u64, u64) -> u64;
+        let orders: [(&str, Order); 4] = [
             ("oldest first", |k, _| k),
             ("newest first", |k, n| n - 1 - k),
             ("scrambled", |k, n| k * 7919 % n),
