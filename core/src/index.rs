@@ -1191,6 +1191,10 @@ impl<V> PatternIndex<V> {
 
     /// Calls `f` with every stored pattern that matches `channel`, and its
     /// value, in insertion order.
+    ///
+    /// Allocates nothing unless more than 16 distinct patterns match, or
+    /// the channel carries more than 16 distinct floating keys (grams) that
+    /// patterns are filed under; then one buffer, once.
     #[inline]
     pub fn for_each_match(&self, channel: &[u8], mut f: impl FnMut(&Pattern, &V)) {
         self.for_each_match_id(channel, |_, pattern, value| f(pattern, value));
