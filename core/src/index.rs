@@ -139,9 +139,10 @@ pub struct PatternIndex<V> {
     entries: Slab<Entry<V>>,
     /// Entry ids, looked up by the pattern's source bytes.
     by_source: HashTable<u32>,
-    /// One table per (side, offset) that files at least one pattern, sorted
-    /// by (side, offset).
-    tables: Vec<Table>,
+    /// One table per (side, offset) that files at least one pattern: those
+    /// from the start, then those from the end (index: `from_end as
+    /// usize`), each sorted by offset.
+    tables: [Vec<Table>; 2],
     /// The floating keys.
     grams: Grams,
     /// Ids of patterns without a literal byte; each entry knows its position.
@@ -717,7 +718,7 @@ impl<V> PatternIndex<V> {
         PatternIndex {
             entries: Slab::new(),
             by_source: HashTable::new(),
-            tables: Vec::new(),
+            tables: [Vec::new(), Vec::new()],
             grams: Grams::new(),
             always: Vec::new(),
             next_seq: 0,
@@ -857,10 +858,10 @@ impl<V> PatternIndex<V> {
         Ok(id)
     }
 
-    /// The table at (side, offset): its position, or where it would go.
+    /// The table at (side, offset): its position in its side's list, or
+    /// where it would go.
     fn table_at(&self, from_end: bool, offset: usize) -> Result<usize, usize> {
-        self.tables
-            .binary_search_by_key(&(from_end, offset), |t| (t.from_end, t.offset))
+        self.tables[usize::from(from_end)].binary_search_by_key(&offset, |t| t.offset)
     }
 
     /// The number of entries filed under `key` of `pattern` now.
@@ -871,8 +872,7 @@ impl<V> PatternIndex<V> {
             KeyKind::Start | KeyKind::End => {
                 let (from_end, offset) = key.place(pattern);
                 match self.table_at(from_end, offset) {
-                    Ok(t) => self
-                        .tables
+                    Ok(t) => self.tables[usize::from(from_end)]
                         .get(t)
                         .map_or(0, |t| bucket_count(&t.buckets, tag)),
                     Err(_) => 0,
@@ -947,10 +947,11 @@ impl<V> PatternIndex<V> {
                 let tag = key_tag(self.seed, bytes, from_end);
                 let far = far_byte(bytes, from_end).copied();
                 let len = bytes.len();
-                let t = match self.table_at(from_end, offset) {
+                let side = &mut self.tables[usize::from(from_end)];
+                let t = match side.binary_search_by_key(&offset, |t| t.offset) {
                     Ok(t) => t,
                     Err(t) => {
-                        self.tables.insert(
+                        side.insert(
                             t,
                             Table {
                                 from_end,
@@ -964,7 +965,7 @@ impl<V> PatternIndex<V> {
                         t
                     }
                 };
-                let Some(table) = self.tables.get_mut(t) else {
+                let Some(table) = side.get_mut(t) else {
                     return;
                 };
                 table.filter.mark(tag);
@@ -1062,7 +1063,8 @@ impl<V> PatternIndex<V> {
                 let Ok(t) = self.table_at(from_end, offset) else {
                     return;
                 };
-                let Some(table) = self.tables.get_mut(t) else {
+                let side = &mut self.tables[usize::from(from_end)];
+                let Some(table) = side.get_mut(t) else {
                     return;
                 };
                 if let Ok(at) = table.lengths.binary_search_by_key(&len, |l| l.len) {
@@ -1076,9 +1078,9 @@ impl<V> PatternIndex<V> {
                 if unchain(&mut table.buckets, &mut self.entries, tag, id, link) {
                     table.stale += 1;
                     if table.buckets.is_empty() {
-                        self.tables.remove(t);
+                        side.remove(t);
                     } else if table.stale > table.buckets.len() + 64 {
-                        self.rebuild_table_filters(t);
+                        self.rebuild_table_filters(from_end, t);
                     }
                 }
             }
@@ -1087,9 +1089,9 @@ impl<V> PatternIndex<V> {
 
     /// Rebuilds table `t`'s Bloom filter and far-byte sets from its live
     /// keys, once stale bits could outnumber live ones.
-    fn rebuild_table_filters(&mut self, t: usize) {
+    fn rebuild_table_filters(&mut self, from_end: bool, t: usize) {
         let (entries, seed) = (&self.entries, self.seed);
-        let Some(table) = self.tables.get_mut(t) else {
+        let Some(table) = self.tables[usize::from(from_end)].get_mut(t) else {
             return;
         };
         table.filter.clear();
@@ -1155,17 +1157,15 @@ impl<V> PatternIndex<V> {
                 id = e.link;
             }
         };
-        // Tables are sorted by (side, offset): those within the channel's
-        // length are a prefix of each side's.
-        let split = self.tables.partition_point(|t| !t.from_end);
-        let (starts, ends) = self.tables.split_at(split);
-        let reach = |t: &&Table| t.offset <= channel.len();
-        for table in starts
-            .iter()
-            .take_while(reach)
-            .chain(ends.iter().take_while(reach))
-        {
-            table.probe(channel, self.seed, &mut chain);
+        // Each side's tables are sorted by offset: those within the
+        // channel's length come first.
+        for side in &self.tables {
+            for table in side {
+                if table.offset > channel.len() {
+                    break;
+                }
+                table.probe(channel, self.seed, &mut chain);
+            }
         }
         if self.grams.lengths != 0 {
             let mut hits: SmallVec<[u32; 16]> = SmallVec::new();
@@ -1314,7 +1314,7 @@ impl<V> PatternIndex<V> {
                     let table = self
                         .table_at(from_end, offset)
                         .ok()
-                        .and_then(|t| self.tables.get(t))
+                        .and_then(|t| self.tables[usize::from(from_end)].get(t))
                         .unwrap_or_else(|| panic!("no table for entry {id}"));
                     assert!(
                         table.filter.may_hold(tag),
@@ -1361,13 +1361,17 @@ impl<V> PatternIndex<V> {
             );
         }
         let mut in_chains = self.chained(&self.grams.buckets, KeyKind::Gram);
-        assert!(
-            self.tables
-                .windows(2)
-                .all(|w| (w[0].from_end, w[0].offset) < (w[1].from_end, w[1].offset)),
-            "tables sorted by (side, offset), one per place"
-        );
-        for table in &self.tables {
+        for (side, tables) in self.tables.iter().enumerate() {
+            assert!(
+                tables.windows(2).all(|w| w[0].offset < w[1].offset),
+                "tables sorted by offset, one per place"
+            );
+            assert!(
+                tables.iter().all(|t| usize::from(t.from_end) == side),
+                "tables on their side"
+            );
+        }
+        for table in self.tables.iter().flatten() {
             assert!(!table.buckets.is_empty(), "no empty table");
             let kind = if table.from_end {
                 KeyKind::End
@@ -1400,7 +1404,9 @@ impl<V> PatternIndex<V> {
         assert_eq!(in_chains, filed, "each filed entry is in one chain");
         if self.entries.len() == 0 {
             assert!(
-                self.tables.is_empty() && self.always.is_empty() && self.grams.buckets.is_empty(),
+                self.tables.iter().all(Vec::is_empty)
+                    && self.always.is_empty()
+                    && self.grams.buckets.is_empty(),
                 "empty index holds nothing"
             );
         }

@@ -365,7 +365,7 @@ impl<'a, S> SubscriberList<'a, S> {
     #[inline]
     pub fn iter(&self) -> SubscriberIter<'a, S> {
         SubscriberIter {
-            slots: self.slots,
+            slots: self.slots.iter(),
             holes: self.holes,
             at: 0,
             left: self.len,
@@ -417,9 +417,12 @@ impl<S: Eq> Eq for SubscriberList<'_, S> {}
 /// The iterator of a [`SubscriberList`]: each subscriber, in subscription
 /// order.
 pub struct SubscriberIter<'a, S> {
-    slots: &'a [S],
+    /// The slots not yet looked at.
+    slots: core::slice::Iter<'a, S>,
+    /// The hole bitmap, or empty when there is no hole (then `at` and
+    /// `left` are unused).
     holes: &'a [u64],
-    /// The next slot to look at.
+    /// The number of the next slot.
     at: usize,
     /// Subscribers not yet yielded.
     left: usize,
@@ -428,7 +431,7 @@ pub struct SubscriberIter<'a, S> {
 impl<S> Clone for SubscriberIter<'_, S> {
     fn clone(&self) -> Self {
         SubscriberIter {
-            slots: self.slots,
+            slots: self.slots.clone(),
             holes: self.holes,
             at: self.at,
             left: self.left,
@@ -441,25 +444,32 @@ impl<'a, S> Iterator for SubscriberIter<'a, S> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a S> {
-        while let Some(s) = self.slots.get(self.at) {
+        if self.holes.is_empty() {
+            return self.slots.next();
+        }
+        loop {
+            let s = self.slots.next()?;
             let at = self.at;
             self.at += 1;
             if self
                 .holes
                 .get(at / 64)
-                .is_some_and(|w| w >> (at % 64) & 1 != 0)
+                .is_none_or(|w| w >> (at % 64) & 1 == 0)
             {
-                continue;
+                self.left = self.left.saturating_sub(1);
+                return Some(s);
             }
-            self.left = self.left.saturating_sub(1);
-            return Some(s);
         }
-        None
     }
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        let left = if self.holes.is_empty() {
+            self.slots.len()
+        } else {
+            self.left
+        };
+        (left, Some(left))
     }
 }
 
