@@ -564,6 +564,59 @@ mod tests {
         set.check_invariants(&hasher);
     }
 
+    /// Through the registry: a channel, a pattern and a shard channel held
+    /// by 200 subscribers (indexed lists), left in a scrambled order and
+    /// rejoined, with the registry's invariants (which check each list with
+    /// the hasher its owner uses) and the delivery order checked throughout.
+    #[test]
+    fn registry_lists_above_the_small_size() {
+        let mut registry = crate::Registry::new();
+        let mut model: Vec<u64> = Vec::new();
+        for s in 0..200u64 {
+            registry.subscribe(s, b"room");
+            registry.psubscribe(s, b"ro*");
+            registry.ssubscribe(s, b"shard");
+            model.push(s);
+        }
+        registry.check_invariants();
+        for k in 0..200u64 {
+            let s = k * 7919 % 200;
+            registry.unsubscribe(s, b"room");
+            registry.punsubscribe(s, b"ro*");
+            registry.sunsubscribe(s, b"shard");
+            model.retain(|&x| x != s);
+            if k % 3 == 0 {
+                // Rejoin at the end of the order.
+                registry.subscribe(s, b"room");
+                registry.psubscribe(s, b"ro*");
+                registry.ssubscribe(s, b"shard");
+                model.push(s);
+            }
+            registry.check_invariants();
+            let exact: Vec<u64> = registry
+                .exact_subscribers(b"room")
+                .iter()
+                .copied()
+                .collect();
+            assert_eq!(exact, model);
+            let shard: Vec<u64> = registry
+                .shard_subscribers(b"shard")
+                .iter()
+                .copied()
+                .collect();
+            assert_eq!(shard, model);
+            let mut delivered = Vec::new();
+            let n = registry.publish(b"room", |s, p| delivered.push((s, p.is_some())));
+            assert_eq!(n, 2 * model.len());
+            let expected: Vec<(u64, bool)> = model
+                .iter()
+                .map(|&s| (s, false))
+                .chain(model.iter().map(|&s| (s, true)))
+                .collect();
+            assert_eq!(delivered, expected);
+        }
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Push(u64),
