@@ -68,6 +68,7 @@ pub mod glob;
 mod held;
 pub mod index;
 pub mod keyspace;
+mod members;
 pub mod registry;
 mod routes;
 mod slab;

@@ -64,6 +64,8 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use crate::glob::{Pattern, bytes_eq};
 use crate::held::{Held, Sets, Space};
 use crate::index::PatternIndex;
+use crate::members::Members;
+pub use crate::members::{SubscriberIter, SubscriberList};
 use crate::routes::{Cached, Found, Routes};
 use crate::slab::{CapacityError, Slab, unlink};
 
@@ -151,52 +153,56 @@ impl Counts {
 /// subscriber is kept inline, which is the common case for most names.
 enum Subscribers<S> {
     One(S),
-    /// Two or more. Boxed so that the enum is 16 bytes for a `u64`
-    /// subscriber, not 24: most names have one subscriber, and the extra
-    /// allocation is shared by the two or more that a list holds.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<S>>),
+    /// Two or more, in an ordered set whose removal is O(1) amortized (see
+    /// [`crate::members`]). Boxed so that the enum is 16 bytes for a `u64`
+    /// subscriber, not 40: most names have one subscriber.
+    Many(Box<Members<S>>),
 }
 
-impl<S: Copy + Eq> Subscribers<S> {
+impl<S: Copy + Eq + Hash> Subscribers<S> {
     #[inline]
-    fn as_slice(&self) -> &[S] {
+    fn list(&self) -> SubscriberList<'_, S> {
         match self {
-            Subscribers::One(s) => core::slice::from_ref(s),
-            Subscribers::Many(v) => v,
+            Subscribers::One(s) => SubscriberList::from_slice(core::slice::from_ref(s)),
+            Subscribers::Many(m) => m.list(),
         }
     }
 
-    fn push(&mut self, s: S) {
+    /// Appends `s`, which must not be listed yet; `hasher` is the one every
+    /// call on this list gets.
+    fn push(&mut self, s: S, hasher: &DefaultHashBuilder) {
         match self {
             Subscribers::One(first) => {
-                *self = Subscribers::Many(Box::new(alloc::vec![*first, s]));
+                *self = Subscribers::Many(Box::new(Members::pair(*first, s)));
             }
-            Subscribers::Many(v) => v.push(s),
+            Subscribers::Many(m) => m.push(s, hasher),
         }
     }
 
     /// Removes `s`; returns whether no subscriber is left (the list must
     /// then be dropped).
-    fn remove(&mut self, s: S) -> bool {
+    fn remove(&mut self, s: S, hasher: &DefaultHashBuilder) -> bool {
         match self {
             Subscribers::One(only) => *only == s,
-            Subscribers::Many(v) => {
-                v.retain(|x| *x != s);
-                match v[..] {
-                    [] => true,
-                    [last] => {
+            Subscribers::Many(m) => {
+                m.remove(s, hasher);
+                match (m.len(), m.first()) {
+                    (0, _) => true,
+                    (1, Some(last)) => {
                         *self = Subscribers::One(last);
                         false
                     }
-                    _ => {
-                        if mostly_empty(v.len(), v.capacity()) {
-                            v.shrink_to(v.len() * 2);
-                        }
-                        false
-                    }
+                    _ => false,
                 }
             }
+        }
+    }
+
+    /// Checks the list: two or more subscribers are never kept as one.
+    fn check_invariants(&self, hasher: &DefaultHashBuilder) {
+        if let Subscribers::Many(m) = self {
+            assert!(m.len() >= 2, "a list of one is kept inline");
+            m.check_invariants(hasher);
         }
     }
 }
@@ -215,7 +221,7 @@ struct Names<S> {
     hasher: DefaultHashBuilder,
 }
 
-impl<S: Copy + Eq> Names<S> {
+impl<S: Copy + Eq + Hash> Names<S> {
     fn new() -> Self {
         Names {
             slab: Slab::new(),
@@ -259,7 +265,7 @@ impl<S: Copy + Eq> Names<S> {
     /// Removes `s` from name `id`; if it was the last subscriber, frees the
     /// name and returns it.
     fn detach(&mut self, id: u32, s: S) -> Option<Arc<[u8]>> {
-        if !self.slab.get_mut(id)?.subs.remove(s) {
+        if !self.slab.get_mut(id)?.subs.remove(s, &self.hasher) {
             return None;
         }
         let hash = self.hasher.hash_one(&*self.slab.get(id)?.name);
@@ -279,9 +285,7 @@ impl<S: Copy + Eq> Names<S> {
         );
         for (id, n) in self.slab.iter() {
             assert_eq!(self.id_of(&n.name), Some(id), "found by its bytes");
-            if let Subscribers::Many(v) = &n.subs {
-                assert!(v.len() >= 2, "a list of one is kept inline");
-            }
+            n.subs.check_invariants(&self.hasher);
         }
     }
 }
@@ -622,12 +626,23 @@ impl<S: Copy + Eq + Hash> Registry<S> {
             let id = match existing {
                 Some(id) => {
                     let subs = match space {
-                        Space::Channels => self.channels.slab.get_mut(id).map(|n| &mut n.subs),
-                        Space::Patterns => self.patterns.value_by_id_mut(id),
-                        Space::Shards => self.shard_channels.slab.get_mut(id).map(|n| &mut n.subs),
+                        Space::Channels => self
+                            .channels
+                            .slab
+                            .get_mut(id)
+                            .map(|n| (&mut n.subs, &self.channels.hasher)),
+                        Space::Patterns => self
+                            .patterns
+                            .value_by_id_mut(id)
+                            .map(|subs| (subs, &self.hasher)),
+                        Space::Shards => self
+                            .shard_channels
+                            .slab
+                            .get_mut(id)
+                            .map(|n| (&mut n.subs, &self.shard_channels.hasher)),
                     };
-                    if let Some(subs) = subs {
-                        subs.push(subscriber);
+                    if let Some((subs, hasher)) = subs {
+                        subs.push(subscriber, hasher);
                     }
                     id
                 }
@@ -750,7 +765,11 @@ impl<S: Copy + Eq + Hash> Registry<S> {
             Space::Channels => self.channels.detach(id, subscriber),
             Space::Shards => self.shard_channels.detach(id, subscriber),
             Space::Patterns => {
-                if !self.patterns.value_by_id_mut(id)?.remove(subscriber) {
+                if !self
+                    .patterns
+                    .value_by_id_mut(id)?
+                    .remove(subscriber, &self.hasher)
+                {
                     return None;
                 }
                 let removed = self.patterns.remove_by_id(id)?;
@@ -793,7 +812,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
         if let Some(id) = self.channels.id_of(channel) {
             if let Some(entry) = self.channels.slab.get(id) {
                 name = Some(&entry.name);
-                let subs = entry.subs.as_slice();
+                let subs = entry.subs.list();
                 for &s in subs {
                     deliver(s, None, name);
                 }
@@ -811,7 +830,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
                 Cached::NoPattern => return n,
                 Cached::One(pattern_id) => {
                     if let Some((pattern, subs)) = self.patterns.by_id(pattern_id) {
-                        let subs = subs.as_slice();
+                        let subs = subs.list();
                         for &s in subs {
                             deliver(s, Some(pattern), name);
                         }
@@ -825,7 +844,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
         self.patterns
             .for_each_match_id(channel, |pattern_id, pattern, subs| {
                 found = found.and(pattern_id);
-                let subs = subs.as_slice();
+                let subs = subs.list();
                 for &s in subs {
                     deliver(s, Some(pattern), name);
                 }
@@ -861,24 +880,24 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// The exact subscribers of `channel`, in subscription order (pattern
     /// subscribers are not included). An integration that receives a Redis
     /// `message` from elsewhere delivers it to these.
-    pub fn exact_subscribers(&self, channel: &[u8]) -> &[S] {
+    pub fn exact_subscribers(&self, channel: &[u8]) -> SubscriberList<'_, S> {
         self.channels
             .get(channel)
-            .map_or(&[], |n| n.subs.as_slice())
+            .map_or_else(SubscriberList::default, |n| n.subs.list())
     }
 
     /// The stored pattern and its subscribers, in subscription order, if
     /// anyone holds `pattern`. An integration that receives a Redis
     /// `pmessage` from elsewhere delivers it to these.
-    pub fn pattern_subscribers(&self, pattern: &[u8]) -> Option<(&Pattern, &[S])> {
-        self.patterns.get(pattern).map(|(p, s)| (p, s.as_slice()))
+    pub fn pattern_subscribers(&self, pattern: &[u8]) -> Option<(&Pattern, SubscriberList<'_, S>)> {
+        self.patterns.get(pattern).map(|(p, s)| (p, s.list()))
     }
 
     /// The shard subscribers of `channel`, in subscription order.
-    pub fn shard_subscribers(&self, channel: &[u8]) -> &[S] {
+    pub fn shard_subscribers(&self, channel: &[u8]) -> SubscriberList<'_, S> {
         self.shard_channels
             .get(channel)
-            .map_or(&[], |n| n.subs.as_slice())
+            .map_or_else(SubscriberList::default, |n| n.subs.list())
     }
 
     /// Calls `f` with the kind (`Subscribe`, `PSubscribe` or `SSubscribe`)
@@ -918,9 +937,7 @@ impl<S: Copy + Eq + Hash> Registry<S> {
     /// The patterns currently held, each with its number of subscribers, in
     /// no particular order.
     pub fn patterns(&self) -> impl Iterator<Item = (&Pattern, usize)> + '_ {
-        self.patterns
-            .iter()
-            .map(|(p, subs)| (p, subs.as_slice().len()))
+        self.patterns.iter().map(|(p, subs)| (p, subs.list().len()))
     }
 
     /// What `subscriber` holds, by kind.
@@ -993,25 +1010,24 @@ impl<S: Copy + Eq + Hash> Registry<S> {
                     Space::Shards => self.shard_channels.slab.get(id).map(|n| &n.subs),
                 };
                 assert_eq!(
-                    subs.map_or(0, |subs| subs
-                        .as_slice()
-                        .iter()
-                        .filter(|x| **x == s)
-                        .count()),
+                    subs.map_or(0, |subs| subs.list().iter().filter(|x| **x == s).count()),
                     1,
                     "{space:?} name {id} lists its subscriber once"
                 );
                 pairs[space as usize] += 1;
             }
         }
-        let listed = |subs: &Subscribers<S>| {
-            if let Subscribers::Many(v) = subs {
-                assert!(v.len() >= 2, "a list of one is kept inline");
-            }
-            subs.as_slice().len()
-        };
+        // Exact and shard lists were checked with their tables' hasher.
+        let listed = |subs: &Subscribers<S>| subs.list().len();
         let channel_pairs: usize = self.channels.slab.values().map(|n| listed(&n.subs)).sum();
-        let pattern_pairs: usize = self.patterns.iter().map(|(_, s)| listed(s)).sum();
+        let pattern_pairs: usize = self
+            .patterns
+            .iter()
+            .map(|(_, s)| {
+                s.check_invariants(&self.hasher);
+                listed(s)
+            })
+            .sum();
         let shard_pairs: usize = self
             .shard_channels
             .slab
@@ -1037,7 +1053,7 @@ pub(crate) fn mostly_empty(len: usize, capacity: usize) -> bool {
     capacity > 16 && len * 4 < capacity
 }
 
-fn filter_names<'a, S: Copy + Eq>(
+fn filter_names<'a, S: Copy + Eq + Hash>(
     names: &'a Names<S>,
     pattern: Option<&[u8]>,
 ) -> impl Iterator<Item = &'a Arc<[u8]>> + 'a {
