@@ -5,9 +5,11 @@
 //!
 //! Both routers hold the same subscriptions, built by
 //! [`tidings_benches::build_routers`]: one exact subscriber of the channel,
-//! plus one subscriber per distinct pattern of the set
-//! ([`tidings_benches::prefix_set`], [`tidings_benches::mixed_set`]), and
-//! both use tidings's compiled matcher, so only the routing strategy differs.
+//! plus one subscriber per distinct pattern of the set (one set per shape
+//! family, [`tidings_benches::index_sets`]: prefix, class- or `?`-led,
+//! floating literal only, shared prefix with distinct suffixes, several
+//! literals between stars, and all of them mixed), and both use tidings's
+//! compiled matcher, so only the routing strategy differs.
 //! The delivery callback counts deliveries and passes each subscriber through
 //! `black_box`.
 //!
@@ -20,16 +22,28 @@
 //! same channel with its exact subscriber gone; its floor is
 //! `index/zero_patterns/tidings_pattern_only`, a publish to a channel nobody
 //! holds.
+//!
+//! Group `unsubscribe`: dropping every subscriber of one channel that
+//! 10,000 or 80,000 subscribers hold, one `unsubscribe` at a time in a
+//! scrambled order (`unsubscribe/one_channel/010000`, `.../080000`). The
+//! goal is linear: 8 times the subscribers may cost at most 10 times as
+//! much. The registry is rebuilt outside the timed part of each iteration.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion};
+use criterion::{BatchSize, BenchmarkId, Criterion};
 use tidings_benches::{build_routers, index_sets, prefix_set};
 use tidings_core::{Namespace, Registry};
 
-/// Adds the `index` group.
+/// Adds the `index` and `unsubscribe` groups.
 pub(crate) fn register(c: &mut Criterion) {
+    register_index(c);
+    register_unsubscribe(c);
+}
+
+/// Adds the `index` group.
+fn register_index(c: &mut Criterion) {
     let mut group = c.benchmark_group("index");
     group
         .warm_up_time(Duration::from_secs(1))
@@ -106,6 +120,44 @@ pub(crate) fn register(c: &mut Criterion) {
                     black_box((s, p));
                 })
             });
+        });
+    }
+    group.finish();
+}
+
+/// Adds the `unsubscribe` group.
+fn register_unsubscribe(c: &mut Criterion) {
+    let mut group = c.benchmark_group("unsubscribe");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(10);
+    for n in [10_000u64, 80_000] {
+        let build = || {
+            let mut registry = Registry::new();
+            for s in 0..n {
+                let _ = registry.subscribe(Namespace::Channel, s, b"room", |_| {});
+            }
+            registry
+        };
+        group.bench_function(BenchmarkId::new("one_channel", format!("{n:06}")), |b| {
+            b.iter_batched_ref(
+                build,
+                |registry| {
+                    // 7919 is prime to both sizes: a scrambled order that
+                    // removes from the front, the back and the middle.
+                    for k in 0..n {
+                        registry.unsubscribe(
+                            Namespace::Channel,
+                            black_box(k * 7919 % n),
+                            b"room",
+                            |_| {},
+                        );
+                    }
+                    assert!(registry.is_empty());
+                },
+                BatchSize::PerIteration,
+            );
         });
     }
     group.finish();

@@ -96,53 +96,191 @@ pub fn prefix_set(n: usize) -> PatternSet {
     }
 }
 
-/// `n` distinct patterns of five shapes, published to a channel that
-/// exactly two of them match:
+/// `n` distinct patterns led by a class or a `?`, published to a channel
+/// that exactly one of them matches:
 ///
-/// - `i % 4 == 0`: `*:s{i}`, a leading `*` before a literal suffix;
-/// - `i % 4 == 1`: `?{i}:*`, `?`-led, its literal at offset 1;
-/// - `i % 4 == 2`: `[abc]{i}:*`, class-led, its literal at offset 1;
-/// - `i % 4 == 3`: `*.{i}`, suffix only;
-/// - the last three: `*x*`, `*y*`, `*z*`, with no literal at a fixed offset,
-///   so an index must test them on every publish.
+/// - even `i`: `[xyz]{i}.*`, a class, then a literal at offset 1;
+/// - odd `i`: `?{i}:*`, a `?`, then a literal at offset 1.
 ///
-/// The channel is `b{a}:s{b}`, with `a` ≡ 2 and `b` ≡ 0 (mod 4) from the
-/// middle of the set: `[abc]{a}:*` and `*:s{b}` match it and nothing else
-/// does (it has no `.`, `x`, `y` or `z`).
+/// The channel is `y{a}.z` with `a` even from the middle of the set: only
+/// `[xyz]{a}.*` matches (no other id is followed by a `.`, and the channel
+/// has no `:`).
+pub fn class_led_set(n: usize) -> PatternSet {
+    let a = (n / 2) & !1;
+    PatternSet {
+        name: format!("class_led_{n:06}"),
+        patterns: (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    format!("[xyz]{i}.*")
+                } else {
+                    format!("?{i}:*")
+                }
+            })
+            .collect(),
+        channel: format!("y{a}.z"),
+        matching: 1,
+    }
+}
+
+/// `n` distinct patterns whose only literal floats between two stars,
+/// published to a channel that exactly one of them matches:
+///
+/// - even `i`: `*:{i}:*`;
+/// - odd `i`: `*news.{i}*`.
+///
+/// The channel is `feed:{a}:x` with `a` even from the middle of the set:
+/// only `*:{a}:*` matches (the channel has no `news.`, and `:{a}:` is the
+/// only id between two colons).
+pub fn infix_set(n: usize) -> PatternSet {
+    let a = (n / 2) & !1;
+    PatternSet {
+        name: format!("infix_{n:06}"),
+        patterns: (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    format!("*:{i}:*")
+                } else {
+                    format!("*news.{i}*")
+                }
+            })
+            .collect(),
+        channel: format!("feed:{a}:x"),
+        matching: 1,
+    }
+}
+
+/// `n` distinct patterns that share one literal and differ in another,
+/// published to a channel that exactly one of them matches:
+///
+/// - even `i`: `tenant:*:orders:{i}`, a shared prefix and a distinct
+///   suffix;
+/// - odd `i`: `user:*:{i}`, likewise.
+///
+/// The channel is `tenant:7:orders:{a}` with `a` even from the middle of the
+/// set: it carries the literal every tenant pattern shares, and only
+/// `tenant:*:orders:{a}` matches.
+pub fn shared_prefix_set(n: usize) -> PatternSet {
+    let a = (n / 2) & !1;
+    PatternSet {
+        name: format!("shared_prefix_{n:06}"),
+        patterns: (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    format!("tenant:*:orders:{i}")
+                } else {
+                    format!("user:*:{i}")
+                }
+            })
+            .collect(),
+        channel: format!("tenant:7:orders:{a}"),
+        matching: 1,
+    }
+}
+
+/// `n` distinct patterns with several literals between stars, published to
+/// a channel that exactly one of them matches:
+///
+/// - even `i`: `*.{i}.*.json`, a floating literal and a suffix that every
+///   such pattern shares;
+/// - odd `i`: `*/{i}/*/v*`, two floating literals, one of them shared.
+///
+/// The channel is `feed.{a}.day.json` with `a` even from the middle of the
+/// set: it carries `.json`, and only `*.{a}.*.json` matches.
+pub fn several_literals_set(n: usize) -> PatternSet {
+    let a = (n / 2) & !1;
+    PatternSet {
+        name: format!("several_literals_{n:06}"),
+        patterns: (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    format!("*.{i}.*.json")
+                } else {
+                    format!("*/{i}/*/v*")
+                }
+            })
+            .collect(),
+        channel: format!("feed.{a}.day.json"),
+        matching: 1,
+    }
+}
+
+/// The shapes of [`mixed_set`], by `i % 13`.
+const MIXED_SHAPES: usize = 13;
+
+/// `n` distinct patterns of every shape above and a few more, published to
+/// a channel that exactly two of them match. By `i % 13`:
+///
+/// - 0: `p{i}:*` (prefix); 1: `*:s{i}` (suffix); 2: `*.{i}` (suffix);
+/// - 3: `[xyz]{i}.*`, 4: `?{i}:*`, 5: `[abc]{i}:*` (class- or `?`-led);
+/// - 6: `*:{i}:*`, 7: `*news.{i}*` (a floating literal only);
+/// - 8: `tenant:*:orders:{i}`, 9: `user:*:{i}` (shared prefix, distinct
+///   suffix);
+/// - 10: `*.{i}.*.json`, 11: `*/{i}/*/v*` (several literals between stars);
+/// - 12: `*-{i}-*` (a floating literal only);
+/// - and three patterns whose only literal is one byte: `*x*`, `*y*`, `*z*`.
+///
+/// The channel is `tenant:{a}:orders:{b}`, with `a` ≡ 6 and `b` ≡ 8 (mod 13)
+/// from the middle of the set: `*:{a}:*` and `tenant:*:orders:{b}` match it
+/// and nothing else does (it has no `.`, `x`, `y`, `z`, `-`, `/`, `news`,
+/// `:s` or leading `p`, `user`, class member or `?`-then-digit).
 ///
 /// # Panics
 ///
-/// Panics if `n` < 16.
+/// Panics if `n` < 2 · 13 + 3.
 pub fn mixed_set(n: usize) -> PatternSet {
-    assert!(n >= 16, "mixed_set needs at least 16 patterns");
+    assert!(
+        n > 2 * MIXED_SHAPES + 3,
+        "mixed_set needs at least 30 patterns"
+    );
     let shaped = n - 3;
     let mut patterns: Vec<String> = (0..shaped)
-        .map(|i| match i % 4 {
-            0 => format!("*:s{i}"),
-            1 => format!("?{i}:*"),
-            2 => format!("[abc]{i}:*"),
-            _ => format!("*.{i}"),
+        .map(|i| match i % MIXED_SHAPES {
+            0 => format!("p{i}:*"),
+            1 => format!("*:s{i}"),
+            2 => format!("*.{i}"),
+            3 => format!("[xyz]{i}.*"),
+            4 => format!("?{i}:*"),
+            5 => format!("[abc]{i}:*"),
+            6 => format!("*:{i}:*"),
+            7 => format!("*news.{i}*"),
+            8 => format!("tenant:*:orders:{i}"),
+            9 => format!("user:*:{i}"),
+            10 => format!("*.{i}.*.json"),
+            11 => format!("*/{i}/*/v*"),
+            _ => format!("*-{i}-*"),
         })
         .collect();
     patterns.extend(["*x*", "*y*", "*z*"].map(String::from));
-    // One class-led and one suffix pattern match, from the middle of the set.
-    let a = (shaped / 2) & !3 | 2;
-    let b = (shaped / 2 + 4) & !3;
+    let middle = shaped / 2 / MIXED_SHAPES * MIXED_SHAPES;
+    let a = middle + 6;
+    let b = middle + 8;
     PatternSet {
         name: format!("mixed_{n:06}"),
         patterns,
-        channel: format!("b{a}:s{b}"),
+        channel: format!("tenant:{a}:orders:{b}"),
         matching: 2,
     }
 }
 
-/// The pattern sets of the `index` group: prefix and mixed, at 1000, 10,000
-/// and 100,000 patterns.
+/// The shape families of the `index` group, each at 1000, 10,000 and
+/// 100,000 patterns: prefix, class- or `?`-led, floating literal only,
+/// shared prefix with distinct suffixes, several literals between stars,
+/// and all of them mixed.
 pub fn index_sets() -> Vec<PatternSet> {
     let sizes = [1_000, 10_000, 100_000];
-    let mut sets: Vec<PatternSet> = sizes.iter().map(|&n| prefix_set(n)).collect();
-    sets.extend(sizes.iter().map(|&n| mixed_set(n)));
-    sets
+    let families: [fn(usize) -> PatternSet; 6] = [
+        prefix_set,
+        class_led_set,
+        infix_set,
+        shared_prefix_set,
+        several_literals_set,
+        mixed_set,
+    ];
+    families
+        .iter()
+        .flat_map(|family| sizes.iter().map(move |&n| family(n)))
+        .collect()
 }
 
 /// The peer of the `index` group: publish routing as Redis 7 does it
@@ -246,12 +384,10 @@ mod tests {
 
     #[test]
     fn index_sets_match_as_documented_in_both_routers() {
-        for set in [
-            prefix_set(1000),
-            mixed_set(1000),
-            prefix_set(10_000),
-            mixed_set(10_000),
-        ] {
+        for set in index_sets()
+            .into_iter()
+            .filter(|s| s.patterns.len() <= 10_000)
+        {
             let (registry, scan) = build_routers(&set);
             let mut from_index = Vec::new();
             let n = registry.publish(set.channel.as_bytes(), |s, p| {

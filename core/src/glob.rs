@@ -62,31 +62,44 @@
 //! a length, and matched by one comparison of the text against that literal
 //! (equal, starts with, ends with). Everything else is compiled:
 //!
-//! [`Pattern::new`] compiles the pattern once into tokens: literal runs (with
-//! escapes already resolved), runs of `?`, classes as 256-bit sets, and `*`.
+//! [`Pattern::new`] parses the pattern once into *atoms*, one per byte of
+//! matching text: a literal byte (escapes resolved), a `?`, or a class.
 //! Single-byte classes become literals and `[^]` becomes `?`, so `[f]oo*` has
-//! the literal prefix `foo`. Because every token but `*` matches a fixed number
-//! of bytes, the pattern splits at its stars into fixed-length segments
-//! `S0 * S1 * … * Sk`:
+//! the literal prefix `foo`. Because every atom matches exactly one byte, the
+//! pattern splits at its stars into fixed-length segments `S0 * S1 * … * Sk`:
 //!
 //! - `S0` is compared at the start of the text and `Sk` at its end;
 //! - each middle segment is placed at its leftmost position after the previous
 //!   one. Leftmost placement is optimal because segments have fixed lengths,
 //!   so no backtracking is ever needed.
 //!
-//! A middle segment is located by its longest literal run, searched with
-//! Knuth–Morris–Pratt (linear in the text, tables built at compile time), and
-//! then verified. The worst case is O(len(pattern) · len(text)) — the bound
-//! that Redis needed two CVE fixes to approach (CVE-2022-36021, exponential
-//! time; CVE-2024-31228, recursion depth) — and common shapes are linear:
-//! `*` + `a`×50 + `b` against `a`×10,000 compares 51 bytes at the end of the
-//! text and stops. [`Pattern::matches_counting_steps`] exposes the work done so
+//! A middle segment is located by its longest literal run, searched with the
+//! Two-Way algorithm of Crochemore and Perrin (linear in the text, constant
+//! space: its few numbers are computed from the run at each match), and then
+//! verified. The worst case is O(len(pattern) · len(text)) — the bound that
+//! Redis needed two CVE fixes to approach (CVE-2022-36021, exponential time;
+//! CVE-2024-31228, recursion depth) — and common shapes are linear: `*` +
+//! `a`×50 + `b` against `a`×10,000 compares 51 bytes at the end of the text
+//! and stops. [`Pattern::matches_counting_steps`] exposes the work done so
 //! that tests and fuzzers can assert the bound.
+//!
+//! # Memory
+//!
+//! A compiled pattern holds its source, one byte and two bits per atom, and
+//! the source offset of each class (4 bytes; a class is tested against its
+//! source bytes, in O(its length), rather than kept as a 32-byte set). That
+//! is at most about 2.3 bytes per source byte, source included, whatever the
+//! shape (`core/tests/memory.rs` checks 1 MiB patterns of each against 3),
+//! where a token list with per-segment search tables took up to 57. Nothing
+//! is stored per segment: a match walks the atoms between the first and the
+//! last star once to find each segment's bounds and longest literal run.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+
+use smallvec::SmallVec;
 
 /// A set of bytes: one bit per possible byte value.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
@@ -125,57 +138,54 @@ impl ByteSet {
     }
 }
 
-/// One compiled element of a pattern.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Token {
-    /// `len` literal bytes at `start` in [`Pattern::cooked`].
-    Lit { start: usize, len: usize },
-    /// `n` consecutive `?`: any `n` bytes.
-    Any(usize),
-    /// One byte from `Extra::classes[index]`.
-    Class(usize),
-    /// One or more `*`.
-    Star,
-}
+/// The byte of a `?` atom in [`Compiled::atoms`].
+const ANY: u8 = 0;
+/// The byte of a class atom in [`Compiled::atoms`].
+const CLASS: u8 = 1;
 
-/// A fixed-length segment between two stars.
-#[derive(Clone, Debug)]
-struct Middle {
-    /// Token range of the segment.
-    tokens: (usize, usize),
-    /// Number of text bytes the segment matches.
-    len: usize,
-    /// The longest literal run, used to find candidate positions.
-    anchor: Option<Anchor>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Anchor {
-    /// Byte offset of the literal run inside the segment.
-    offset: usize,
-    /// Range of the literal in [`Pattern::cooked`] (and of its table in
-    /// `Extra::failure`, which is laid out in parallel).
-    start: usize,
-    len: usize,
-    /// The segment is exactly this literal, so a hit needs no verification.
-    whole: bool,
-}
-
-/// The parts of a compiled pattern that simple patterns do not need.
-#[derive(Clone, Debug, Default)]
-struct Extra {
-    classes: Vec<ByteSet>,
-    middles: Vec<Middle>,
-    /// KMP failure function for every anchor literal; `failure[i]` belongs to
-    /// `cooked[i]`, so an anchor's table is `failure[start..start + len]`.
-    /// Only entries covered by an anchor are meaningful.
-    failure: Vec<usize>,
+/// The compiled form of a pattern that is not one of the simple shapes.
+///
+/// Every element but `*` matches exactly one byte of text, so the pattern
+/// is a string of *atoms*, one per text byte, with stars between some of
+/// them: `S0 * S1 * … * Sk`, each segment `Si` a run of atoms. An atom is
+/// one byte and two bits, and a class adds 4 bytes, so a compiled pattern
+/// takes at most about 1.3 bytes per source byte, whatever its shape.
+#[derive(Clone)]
+struct Compiled {
+    /// One byte per atom: the byte of a literal atom (escapes resolved), or
+    /// [`ANY`] for a `?` and [`CLASS`] for a class.
+    atoms: Box<[u8]>,
+    /// Two bitmaps of `atoms.len().div_ceil(64)` words each, bit `i % 64`
+    /// of word `i / 64` for atom `i`: first whether the atom is a literal,
+    /// then whether a star comes right before it.
+    bits: Box<[u64]>,
+    /// The source offset of each class atom's `[`, in atom order. A class
+    /// is tested against its source bytes, in O(its length).
+    classes: Offsets,
+    /// Atoms before the first star (all of them without a star).
+    head: usize,
+    /// Atoms after the last star (none without a star).
+    tail: usize,
+    /// Class atoms among the head atoms.
+    head_classes: usize,
+    /// Class atoms among the tail atoms.
+    tail_classes: usize,
+    has_star: bool,
+    /// Some atom lies between the first star and the last.
+    has_middle: bool,
+    /// The head atoms are all literal: they match by one comparison.
+    head_literal: bool,
+    /// The tail atoms are all literal.
+    tail_literal: bool,
+    /// The pattern holds an empty class, so it matches nothing.
+    never: bool,
 }
 
 /// A compiled glob pattern.
 ///
 /// Compile once with [`Pattern::new`], then call [`Pattern::matches`] as often
-/// as needed: matching never re-parses the pattern and never allocates.
+/// as needed: matching never allocates and never re-parses the pattern's
+/// structure (only a class's members are read from its source bytes).
 ///
 /// Two patterns are equal when their source bytes are equal.
 #[derive(Clone)]
@@ -190,7 +200,7 @@ pub struct Pattern {
 /// How a pattern matches. The common shapes, whose literal is a slice of
 /// the source (no `?`, `[` or `\`, and stars only at one end), are matched
 /// by comparing bytes and take no allocation beyond the source; everything
-/// else is compiled into tokens.
+/// else is compiled into atoms ([`Compiled`]).
 #[derive(Clone)]
 enum Repr {
     /// No metacharacter: matches exactly the source.
@@ -206,30 +216,6 @@ enum Repr {
     Stars,
     /// Any other pattern.
     Compiled(Box<Compiled>),
-}
-
-/// The token form of a pattern that is not one of the simple shapes.
-#[derive(Clone)]
-struct Compiled {
-    /// The literal bytes of every `Lit` token, escapes resolved.
-    cooked: Box<[u8]>,
-    tokens: Box<[Token]>,
-    /// Classes, middle segments and search tables; `None` for patterns that
-    /// have no class and at most one star.
-    extra: Option<Box<Extra>>,
-    /// Tokens before the first star (all tokens when there is no star).
-    head_tokens: usize,
-    /// Bytes matched by the head tokens.
-    head_len: usize,
-    /// Index of the first token after the last star.
-    tail_start: usize,
-    /// Bytes matched by the tail tokens.
-    tail_len: usize,
-    /// Bytes matched by all non-star tokens: the shortest text that can match.
-    min_len: usize,
-    has_star: bool,
-    /// The pattern holds an empty class, so it matches nothing.
-    never: bool,
 }
 
 /// The simple shape of `pattern`, if it has one (see [`Repr`]).
@@ -262,8 +248,10 @@ fn simple_shape(pattern: &[u8]) -> Option<Repr> {
     }
 }
 
-/// Counts the elementary steps a match takes; `()` counts nothing.
-trait Steps {
+/// Counts elementary steps (of a match, a removal, ...); `()` counts
+/// nothing, `u64` adds them up.
+pub(crate) trait Steps {
+    /// Adds `n` steps.
     fn add(&mut self, n: usize);
 }
 
@@ -279,57 +267,96 @@ impl Steps for u64 {
     }
 }
 
-/// Builds the token list of a pattern (the parse happens here, once).
+/// Source offsets: 4 bytes each, or 8 in a pattern longer than 4 GiB.
+#[derive(Clone)]
+enum Offsets {
+    Narrow(Box<[u32]>),
+    Wide(Box<[usize]>),
+}
+
+impl Offsets {
+    fn new(offsets: Vec<usize>, source_len: usize) -> Offsets {
+        if u32::try_from(source_len).is_ok() {
+            Offsets::Narrow(offsets.into_iter().map(|o| o as u32).collect())
+        } else {
+            Offsets::Wide(offsets.into_boxed_slice())
+        }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Offsets::Narrow(o) => o.get(i).map(|&o| o as usize),
+            Offsets::Wide(o) => o.get(i).copied(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Offsets::Narrow(o) => o.len(),
+            Offsets::Wide(o) => o.len(),
+        }
+    }
+}
+
+/// Builds the atoms of a pattern (the parse happens here, once).
 #[derive(Default)]
 struct Builder {
-    cooked: Vec<u8>,
-    tokens: Vec<Token>,
-    classes: Vec<ByteSet>,
+    atoms: Vec<u8>,
+    /// The literal bitmap, then the star bitmap, as in [`Compiled::bits`].
+    literal: Vec<u64>,
+    star: Vec<u64>,
+    classes: Vec<usize>,
+    /// A star was read and no atom has followed it yet.
+    star_pending: bool,
+    /// Atoms before the first star, and before the last one.
+    first_star: Option<usize>,
+    last_star: usize,
     never: bool,
 }
 
 impl Builder {
-    fn literal(&mut self, b: u8) {
-        let at = self.cooked.len();
-        self.cooked.push(b);
-        if let Some(Token::Lit { len, .. }) = self.tokens.last_mut() {
-            // Literal tokens are pushed in order, so the previous one ends at `at`.
-            *len += 1;
-        } else {
-            self.tokens.push(Token::Lit { start: at, len: 1 });
+    fn atom(&mut self, byte: u8, literal: bool) {
+        let i = self.atoms.len();
+        if i % 64 == 0 {
+            self.literal.push(0);
+            self.star.push(0);
         }
-    }
-
-    fn any(&mut self) {
-        if let Some(Token::Any(n)) = self.tokens.last_mut() {
-            *n += 1;
-        } else {
-            self.tokens.push(Token::Any(1));
+        self.atoms.push(byte);
+        let bit = 1u64 << (i % 64);
+        if literal {
+            if let Some(w) = self.literal.last_mut() {
+                *w |= bit;
+            }
+        }
+        if self.star_pending {
+            if let Some(w) = self.star.last_mut() {
+                *w |= bit;
+            }
+            self.star_pending = false;
         }
     }
 
     fn star(&mut self) {
-        if self.tokens.last() != Some(&Token::Star) {
-            self.tokens.push(Token::Star);
-        }
+        let at = self.atoms.len();
+        self.first_star.get_or_insert(at);
+        self.last_star = at;
+        self.star_pending = true;
     }
 
-    fn class(&mut self, set: ByteSet) {
+    /// The class whose `[` is at `start` in the source, with members `set`.
+    fn class(&mut self, set: &ByteSet, start: usize) {
         match set.len() {
-            0 => {
-                self.never = true;
-                self.classes.push(set);
-                self.tokens.push(Token::Class(self.classes.len() - 1));
-            }
             1 => {
                 if let Some(b) = set.first() {
-                    self.literal(b);
+                    self.atom(b, true);
                 }
             }
-            256 => self.any(),
-            _ => {
-                self.classes.push(set);
-                self.tokens.push(Token::Class(self.classes.len() - 1));
+            256 => self.atom(ANY, false),
+            members => {
+                self.never |= members == 0;
+                self.classes.push(start);
+                self.atom(CLASS, false);
             }
         }
     }
@@ -344,58 +371,33 @@ impl Builder {
                     i += 1;
                 }
                 b'?' => {
-                    self.any();
+                    self.atom(ANY, false);
                     i += 1;
                 }
                 b'[' => {
-                    i += 1;
-                    let negate = p.get(i) == Some(&b'^');
-                    if negate {
-                        i += 1;
-                    }
                     let mut set = ByteSet::default();
-                    // Each arm consumes what it reads; the end of the
-                    // pattern closes an unterminated class.
-                    while let Some(&c) = p.get(i) {
-                        match (c, p.get(i + 1), p.get(i + 2)) {
-                            (b'\\', Some(&escaped), _) => {
-                                set.insert(escaped);
-                                i += 2;
-                            }
-                            (b']', _, _) => {
-                                i += 1;
-                                break;
-                            }
-                            (lo, Some(b'-'), Some(&hi)) => {
-                                set.insert_range(lo, hi);
-                                i += 3;
-                            }
-                            (c, _, _) => {
-                                set.insert(c);
-                                i += 1;
-                            }
-                        }
-                    }
+                    let (end, negate) = read_class(p, i, |lo, hi| set.insert_range(lo, hi));
                     if negate {
                         set.negate();
                     }
-                    self.class(set);
+                    self.class(&set, i);
+                    i = end;
                 }
                 b'\\' => {
                     // A trailing backslash is itself a literal.
                     match p.get(i + 1) {
                         Some(&escaped) => {
-                            self.literal(escaped);
+                            self.atom(escaped, true);
                             i += 2;
                         }
                         None => {
-                            self.literal(b'\\');
+                            self.atom(b'\\', true);
                             i += 1;
                         }
                     }
                 }
                 c => {
-                    self.literal(c);
+                    self.atom(c, true);
                     i += 1;
                 }
             }
@@ -404,57 +406,208 @@ impl Builder {
     }
 }
 
-/// Bytes of text matched by a token (stars match a variable amount: 0 here).
-fn token_len(t: &Token) -> usize {
-    match *t {
-        Token::Lit { len, .. } => len,
-        Token::Any(n) => n,
-        Token::Class(_) => 1,
-        Token::Star => 0,
+/// Reads the class whose `[` is at `p[start]` with Redis's rules, calling
+/// `member(lo, hi)` for each range of bytes it lists (one byte as
+/// `(b, b)`); returns the index just past the class and whether it is
+/// negated (`[^`). The end of the pattern closes an unterminated class.
+fn read_class(p: &[u8], start: usize, mut member: impl FnMut(u8, u8)) -> (usize, bool) {
+    let mut i = start + 1;
+    let negate = p.get(i) == Some(&b'^');
+    if negate {
+        i += 1;
     }
-}
-
-/// KMP failure function: `f[i]` is the length of the longest proper border of
-/// `needle[..=i]`.
-fn failure_function(needle: &[u8], out: &mut [usize]) {
-    let mut k = 0;
-    for i in 1..needle.len() {
-        while k > 0 && needle[i] != needle[k] {
-            k = out[k - 1];
-        }
-        if needle[i] == needle[k] {
-            k += 1;
-        }
-        out[i] = k;
-    }
-}
-
-/// Leftmost occurrence of `needle` in `hay` with Knuth–Morris–Pratt: at most
-/// 2·len(hay) comparisons. While nothing is matched it skips ahead to the next
-/// occurrence of the first byte.
-fn kmp_find(hay: &[u8], needle: &[u8], fail: &[usize], steps: &mut impl Steps) -> Option<usize> {
-    let first = *needle.first()?;
-    let (mut i, mut j) = (0, 0);
-    while i < hay.len() {
-        if j == 0 {
-            let skip = hay[i..].iter().position(|&b| b == first);
-            steps.add(skip.unwrap_or(hay.len() - i) + 1);
-            i += skip?;
-        }
-        steps.add(1);
-        if hay[i] == needle[j] {
-            i += 1;
-            j += 1;
-            if j == needle.len() {
-                return Some(i - j);
+    // Each arm consumes what it reads.
+    while let Some(&c) = p.get(i) {
+        match (c, p.get(i + 1), p.get(i + 2)) {
+            (b'\\', Some(&escaped), _) => {
+                member(escaped, escaped);
+                i += 2;
             }
-        } else if j > 0 {
-            j = fail[j - 1];
-        } else {
-            i += 1;
+            (b']', _, _) => {
+                i += 1;
+                break;
+            }
+            (lo, Some(b'-'), Some(&hi)) => {
+                // Reversed ranges are swapped, as Redis does.
+                member(lo.min(hi), lo.max(hi));
+                i += 3;
+            }
+            (c, _, _) => {
+                member(c, c);
+                i += 1;
+            }
         }
     }
-    None
+    (i, negate)
+}
+
+/// Whether byte `b` is in the class whose `[` is at `source[start]`.
+fn class_contains(source: &[u8], start: usize, b: u8, steps: &mut impl Steps) -> bool {
+    let mut hit = false;
+    let (end, negate) = read_class(source, start, |lo, hi| {
+        hit |= lo <= b && b <= hi;
+    });
+    steps.add(end.saturating_sub(start));
+    hit != negate
+}
+
+/// Finds the leftmost occurrences of a needle of two or more bytes with the
+/// Crochemore–Perrin Two-Way algorithm ("Two-way string-matching", J. ACM
+/// 38(3), 1991; the form of Rust's `core::str::pattern::TwoWaySearcher`):
+/// at most about 2·len(haystack) comparisons, and no table, so that it
+/// needs no memory beyond these four numbers, computed per search from the
+/// needle in O(len(needle)).
+struct TwoWay {
+    /// The critical position: the needle is split into `u = needle[..crit]`
+    /// and `v = needle[crit..]`.
+    crit: usize,
+    /// The period of the needle (short-period case), or a lower bound on it
+    /// used as the shift (long-period case).
+    period: usize,
+    /// The long-period case: no memory of a matched prefix.
+    long_period: bool,
+    /// Bit `b % 64` is set for each byte `b` of the needle (of its first
+    /// period in the short-period case): a window whose last byte is not in
+    /// the set is skipped whole.
+    byteset: u64,
+}
+
+impl TwoWay {
+    fn new(needle: &[u8], steps: &mut impl Steps) -> TwoWay {
+        let (crit_less, period_less) = maximal_suffix(needle, false, steps);
+        let (crit_greater, period_greater) = maximal_suffix(needle, true, steps);
+        let (crit, period) = if crit_less > crit_greater {
+            (crit_less, period_less)
+        } else {
+            (crit_greater, period_greater)
+        };
+        steps.add(crit);
+        let byteset = |bytes: &[u8]| bytes.iter().fold(0u64, |set, &b| set | 1 << (b & 63));
+        match (needle.get(..crit), needle.get(period..period + crit)) {
+            // `u` is a suffix of `v[..period]`: the period is exact.
+            (Some(u), Some(again)) if u == again => TwoWay {
+                crit,
+                period,
+                long_period: false,
+                byteset: byteset(needle.get(..period).unwrap_or(needle)),
+            },
+            _ => TwoWay {
+                crit,
+                period: crit.max(needle.len() - crit) + 1,
+                long_period: true,
+                byteset: byteset(needle),
+            },
+        }
+    }
+
+    /// The first occurrence of `needle` (the one this was built for) in
+    /// `hay` at or after `from`.
+    fn find(
+        &self,
+        hay: &[u8],
+        needle: &[u8],
+        from: usize,
+        steps: &mut impl Steps,
+    ) -> Option<usize> {
+        let last = needle.len().checked_sub(1)?;
+        let mut position = from;
+        // The length of a prefix of the needle known to match at
+        // `position` (short-period case only).
+        let mut memory = 0;
+        'search: loop {
+            steps.add(1);
+            let &tail = hay.get(position + last)?;
+            if self.byteset >> (tail & 63) & 1 == 0 {
+                position += needle.len();
+                memory = 0;
+                continue;
+            }
+            // The right part, `v`, from left to right.
+            let start = if self.long_period {
+                self.crit
+            } else {
+                self.crit.max(memory)
+            };
+            for i in start..needle.len() {
+                steps.add(1);
+                if needle.get(i) != hay.get(position + i) {
+                    position += i - self.crit + 1;
+                    memory = 0;
+                    continue 'search;
+                }
+            }
+            // The left part, `u`, from right to left.
+            let start = if self.long_period { 0 } else { memory };
+            for i in (start..self.crit).rev() {
+                steps.add(1);
+                if needle.get(i) != hay.get(position + i) {
+                    position += self.period;
+                    if !self.long_period {
+                        memory = needle.len() - self.period;
+                    }
+                    continue 'search;
+                }
+            }
+            return Some(position);
+        }
+    }
+}
+
+/// The maximal suffix of `needle` in lexicographic order (reversed order
+/// when `greater`): its start and its period.
+fn maximal_suffix(needle: &[u8], greater: bool, steps: &mut impl Steps) -> (usize, usize) {
+    let (mut left, mut right, mut offset, mut period) = (0, 1, 0, 1);
+    while let (Some(&a), Some(&b)) = (needle.get(right + offset), needle.get(left + offset)) {
+        steps.add(1);
+        if (a < b && !greater) || (a > b && greater) {
+            // The suffix is smaller: the period is the whole prefix so far.
+            right += offset + 1;
+            offset = 0;
+            period = right - left;
+        } else if a == b {
+            // Go on through a repetition of the current period.
+            if offset + 1 == period {
+                right += offset + 1;
+                offset = 0;
+            } else {
+                offset += 1;
+            }
+        } else {
+            // The suffix is larger: start again from here.
+            left = right;
+            right += 1;
+            offset = 0;
+            period = 1;
+        }
+    }
+    (left, period)
+}
+
+/// The first occurrence of `needle` in `hay` at or after `from`.
+struct Search<'n> {
+    needle: &'n [u8],
+    /// `None` for a one-byte needle, which is found by a byte scan.
+    two_way: Option<TwoWay>,
+}
+
+impl<'n> Search<'n> {
+    fn new(needle: &'n [u8], steps: &mut impl Steps) -> Search<'n> {
+        let two_way = (needle.len() > 1).then(|| TwoWay::new(needle, steps));
+        Search { needle, two_way }
+    }
+
+    fn find(&self, hay: &[u8], from: usize, steps: &mut impl Steps) -> Option<usize> {
+        match (&self.two_way, self.needle) {
+            (Some(two_way), needle) => two_way.find(hay, needle, from, steps),
+            (None, &[b]) => {
+                let rest = hay.get(from..)?;
+                let at = rest.iter().position(|&x| x == b);
+                steps.add(at.map_or(rest.len(), |at| at + 1));
+                Some(from + at?)
+            }
+            (None, _) => None,
+        }
+    }
 }
 
 impl Pattern {
@@ -527,6 +680,40 @@ impl Pattern {
         })
     }
 
+    /// The bytes of the pattern's atoms, one per byte of matching text:
+    /// for a compiled pattern, the byte of each literal atom and a
+    /// placeholder for each `?` or class; for the simple shapes, their
+    /// literal. [`LiteralRun::at`] indexes it.
+    pub(crate) fn atoms(&self) -> &[u8] {
+        match self.repr {
+            Repr::Literal => &self.source,
+            Repr::Prefix(n, _) => self.source.get(..n as usize).unwrap_or(&[]),
+            Repr::Suffix(n, _) => self.source.get(n as usize..).unwrap_or(&[]),
+            Repr::Stars => &[],
+            Repr::Compiled(ref c) => &c.atoms,
+        }
+    }
+
+    /// Every maximal run of literal bytes (escapes resolved) that no star
+    /// splits, from left to right, with where it sits in a matching text.
+    /// Empty exactly when the pattern has no literal byte.
+    pub(crate) fn literal_runs(&self) -> impl Iterator<Item = LiteralRun<'_>> + '_ {
+        let (simple, compiled) = match &self.repr {
+            Repr::Compiled(c) => (None, Some(c.literal_runs())),
+            _ => (self.simple_literal(), None),
+        };
+        let simple = simple.map(|f| LiteralRun {
+            at: 0,
+            bytes: f.bytes,
+            place: if f.from_end {
+                Place::End(0)
+            } else {
+                Place::Start(0)
+            },
+        });
+        simple.into_iter().chain(compiled.into_iter().flatten())
+    }
+
     /// Whether `text` matches the whole pattern.
     ///
     /// Never allocates, never recurses; O(len(pattern) · len(text)) at worst.
@@ -580,7 +767,7 @@ impl Pattern {
             Repr::Literal => &self.source,
             Repr::Prefix(n, _) => self.source.get(..n as usize).unwrap_or(&[]),
             Repr::Suffix(..) | Repr::Stars => &[],
-            Repr::Compiled(ref c) => c.literal_at(0),
+            Repr::Compiled(ref c) => c.literal_prefix(),
         }
     }
 
@@ -598,7 +785,7 @@ impl Pattern {
             Repr::Literal => &self.source,
             Repr::Suffix(n, _) => self.source.get(n as usize..).unwrap_or(&[]),
             Repr::Prefix(..) | Repr::Stars => &[],
-            Repr::Compiled(ref c) => c.literal_at(c.tokens.len().wrapping_sub(1)),
+            Repr::Compiled(ref c) => c.literal_suffix(),
         }
     }
 
@@ -617,7 +804,9 @@ impl Pattern {
     pub fn is_literal(&self) -> bool {
         match &self.repr {
             Repr::Literal => true,
-            Repr::Compiled(c) => !c.never && matches!(*c.tokens, [] | [Token::Lit { .. }]),
+            Repr::Compiled(c) => {
+                !c.never && !c.has_star && (0..c.atoms.len()).all(|i| c.is_literal(i))
+            }
             _ => false,
         }
     }
@@ -648,7 +837,7 @@ impl Pattern {
             Repr::Prefix(n, _) => n as usize,
             Repr::Suffix(n, _) => self.source.len().saturating_sub(n as usize),
             Repr::Stars => 0,
-            Repr::Compiled(ref c) => c.min_len,
+            Repr::Compiled(ref c) => c.atoms.len(),
         }
     }
 
@@ -663,7 +852,7 @@ impl Pattern {
     pub fn exact_len(&self) -> Option<usize> {
         match &self.repr {
             Repr::Literal => Some(self.source.len()),
-            Repr::Compiled(c) => (!c.has_star).then_some(c.min_len),
+            Repr::Compiled(c) => (!c.has_star).then_some(c.atoms.len()),
             _ => None,
         }
     }
@@ -704,7 +893,7 @@ impl Pattern {
                 steps.add(1);
                 true
             }
-            Repr::Compiled(ref c) => c.run_cold(text, steps),
+            Repr::Compiled(ref c) => c.run_cold(source, text, steps),
         }
     }
 }
@@ -764,227 +953,362 @@ impl Compiled {
     /// [`run`](Self::run), kept out of line so that the simple shapes'
     /// comparison inlines into its callers.
     #[inline(never)]
-    fn run_cold(&self, text: &[u8], steps: &mut impl Steps) -> bool {
-        self.run(text, steps)
+    fn run_cold(&self, source: &[u8], text: &[u8], steps: &mut impl Steps) -> bool {
+        self.run(source, text, steps)
     }
 
     /// Parses and compiles `pattern`.
     fn new(pattern: &[u8]) -> Compiled {
         let b = Builder::default().parse(pattern);
-        let tokens = b.tokens;
-        let head_tokens = tokens
-            .iter()
-            .position(|t| *t == Token::Star)
-            .unwrap_or(tokens.len());
-        let has_star = head_tokens < tokens.len();
-        let tail_start = if has_star {
-            tokens
-                .iter()
-                .rposition(|t| *t == Token::Star)
-                .map_or(0, |i| i + 1)
-        } else {
-            tokens.len()
+        let n = b.atoms.len();
+        let (head, tail) = match b.first_star {
+            Some(first) => (first, n - b.last_star),
+            None => (n, 0),
         };
-        let head_len = tokens[..head_tokens].iter().map(token_len).sum();
-        let tail_len = tokens[tail_start..].iter().map(token_len).sum();
-        let min_len = tokens.iter().map(token_len).sum();
-
-        let mut middles = Vec::new();
-        let mut failure = Vec::new();
-        if has_star {
-            let mut start = head_tokens + 1;
-            for (i, t) in tokens.iter().enumerate().take(tail_start).skip(start) {
-                if *t != Token::Star {
-                    continue;
-                }
-                let seg = &tokens[start..i];
-                let mut anchor: Option<Anchor> = None;
-                let mut offset = 0;
-                for t in seg {
-                    if let Token::Lit { start, len } = *t {
-                        if anchor.is_none_or(|a| len > a.len) {
-                            anchor = Some(Anchor {
-                                offset,
-                                start,
-                                len,
-                                whole: seg.len() == 1,
-                            });
-                        }
-                    }
-                    offset += token_len(t);
-                }
-                if let Some(a) = anchor {
-                    if failure.len() < b.cooked.len() {
-                        failure.resize(b.cooked.len(), 0);
-                    }
-                    failure_function(
-                        &b.cooked[a.start..a.start + a.len],
-                        &mut failure[a.start..a.start + a.len],
-                    );
-                }
-                middles.push(Middle {
-                    tokens: (start, i),
-                    len: offset,
-                    anchor,
-                });
-                start = i + 1;
-            }
-        }
-        let extra = if b.classes.is_empty() && middles.is_empty() {
-            None
-        } else {
-            Some(Box::new(Extra {
-                classes: b.classes,
-                middles,
-                failure,
-            }))
-        };
-        Compiled {
-            cooked: b.cooked.into_boxed_slice(),
-            tokens: tokens.into_boxed_slice(),
-            extra,
-            head_tokens,
-            head_len,
-            tail_start,
-            tail_len,
-            min_len,
-            has_star,
+        let mut bits = b.literal;
+        bits.extend_from_slice(&b.star);
+        let mut compiled = Compiled {
+            atoms: b.atoms.into_boxed_slice(),
+            bits: bits.into_boxed_slice(),
+            classes: Offsets::new(b.classes, pattern.len()),
+            head,
+            tail,
+            head_classes: 0,
+            tail_classes: 0,
+            has_star: b.first_star.is_some(),
+            has_middle: b.first_star.is_some_and(|first| first < b.last_star),
+            head_literal: false,
+            tail_literal: false,
             never: b.never,
+        };
+        let classes =
+            |range: core::ops::Range<usize>| range.filter(|&i| compiled.is_class(i)).count();
+        let literal =
+            |range: core::ops::Range<usize>| range.clone().all(|i| compiled.is_literal(i));
+        let (head_classes, tail_classes) = (classes(0..head), classes(n - tail..n));
+        let (head_literal, tail_literal) = (literal(0..head), literal(n - tail..n));
+        compiled.head_classes = head_classes;
+        compiled.tail_classes = tail_classes;
+        compiled.head_literal = head_literal;
+        compiled.tail_literal = tail_literal;
+        compiled
+    }
+
+    /// Words in each bitmap of `bits`.
+    #[inline]
+    fn words(&self) -> usize {
+        self.atoms.len().div_ceil(64)
+    }
+
+    /// Whether atom `i` is a literal.
+    #[inline]
+    fn is_literal(&self, i: usize) -> bool {
+        self.bits
+            .get(i / 64)
+            .is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+
+    /// Whether atom `i` is a class.
+    #[inline]
+    fn is_class(&self, i: usize) -> bool {
+        !self.is_literal(i) && self.atoms.get(i) == Some(&CLASS)
+    }
+
+    /// Whether a star comes right before atom `i`.
+    #[inline]
+    fn star_before(&self, i: usize) -> bool {
+        self.bits
+            .get(self.words() + i / 64)
+            .is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+
+    /// The first atom in `from..to` that a star comes right before, or `to`.
+    fn next_star(&self, from: usize, to: usize) -> usize {
+        let stars = self.bits.get(self.words()..).unwrap_or(&[]);
+        let mut i = from;
+        while i < to {
+            let word = stars.get(i / 64).map_or(0, |w| w >> (i % 64));
+            if word != 0 {
+                return (i + word.trailing_zeros() as usize).min(to);
+            }
+            i = (i / 64 + 1) * 64;
         }
+        to
+    }
+
+    /// The maximal runs of literal atoms that no star splits, as atom
+    /// ranges, from left to right.
+    fn runs(&self) -> impl Iterator<Item = core::ops::Range<usize>> + '_ {
+        let n = self.atoms.len();
+        let mut i = 0;
+        core::iter::from_fn(move || {
+            while i < n && !self.is_literal(i) {
+                i += 1;
+            }
+            if i >= n {
+                return None;
+            }
+            let start = i;
+            i += 1;
+            while i < n && self.is_literal(i) && !self.star_before(i) {
+                i += 1;
+            }
+            Some(start..i)
+        })
+    }
+
+    /// The literal runs with where they sit: from the start for those
+    /// before the first star, from the end for those after the last one,
+    /// floating for the others.
+    fn literal_runs(&self) -> impl Iterator<Item = LiteralRun<'_>> + '_ {
+        let n = self.atoms.len();
+        let (head, tail_at) = (self.head, n - self.tail);
+        self.runs().map(move |run| {
+            let place = if run.end <= head {
+                Place::Start(run.start)
+            } else if self.has_star && run.start >= tail_at {
+                Place::End(n - run.end)
+            } else {
+                Place::Floating
+            };
+            LiteralRun {
+                at: run.start,
+                bytes: self.atoms.get(run).unwrap_or(&[]),
+                place,
+            }
+        })
     }
 
     fn fixed_literals(&self) -> impl Iterator<Item = FixedLiteral<'_>> + '_ {
-        let head = &self.tokens[..self.head_tokens];
-        let tail = if self.has_star {
-            &self.tokens[self.tail_start..]
-        } else {
-            &[][..]
-        };
-        let literal = move |t: &Token| match *t {
-            Token::Lit { start, len } => Some(&self.cooked[start..start + len]),
-            _ => None,
-        };
-        let from_start = head.iter().scan(0, move |offset, t| {
-            let at = *offset;
-            *offset += token_len(t);
-            Some(literal(t).map(|bytes| FixedLiteral {
+        let runs = || self.literal_runs();
+        let from_start = runs().filter_map(|r| match r.place {
+            Place::Start(offset) => Some(FixedLiteral {
                 from_end: false,
-                offset: at,
-                bytes,
-            }))
+                offset,
+                bytes: r.bytes,
+            }),
+            _ => None,
         });
-        let from_end = tail.iter().rev().scan(0, move |offset, t| {
-            let at = *offset;
-            *offset += token_len(t);
-            Some(literal(t).map(|bytes| FixedLiteral {
-                from_end: true,
-                offset: at,
-                bytes,
-            }))
-        });
-        from_start.chain(from_end).flatten()
+        // From the end, nearest the end first.
+        let mut from_end: SmallVec<[FixedLiteral<'_>; 4]> = runs()
+            .filter_map(|r| match r.place {
+                Place::End(offset) => Some(FixedLiteral {
+                    from_end: true,
+                    offset,
+                    bytes: r.bytes,
+                }),
+                _ => None,
+            })
+            .collect();
+        from_end.reverse();
+        from_start.chain(from_end)
     }
 
-    fn literal_at(&self, index: usize) -> &[u8] {
-        match self.tokens.get(index) {
-            Some(&Token::Lit { start, len }) => &self.cooked[start..start + len],
+    /// The literal run starting at atom 0, if no star comes before it.
+    fn literal_prefix(&self) -> &[u8] {
+        match self.runs().next() {
+            Some(run) if run.start == 0 && !self.star_before(0) => {
+                self.atoms.get(run).unwrap_or(&[])
+            }
             _ => &[],
         }
     }
 
-    fn run(&self, text: &[u8], steps: &mut impl Steps) -> bool {
+    /// The literal run ending at the last atom, if no star comes after it.
+    fn literal_suffix(&self) -> &[u8] {
+        let n = self.atoms.len();
+        if self.has_star && self.tail == 0 {
+            return &[];
+        }
+        let mut start = n;
+        while start > 0 && self.is_literal(start - 1) {
+            start -= 1;
+            if self.star_before(start) {
+                break;
+            }
+        }
+        self.atoms.get(start..).unwrap_or(&[])
+    }
+
+    fn run(&self, source: &[u8], text: &[u8], steps: &mut impl Steps) -> bool {
         steps.add(1);
         if self.never {
             return false;
         }
+        let n = self.atoms.len();
         if !self.has_star {
-            return text.len() == self.min_len && self.segment_at(&self.tokens, text, steps);
+            return text.len() == n && self.segment_at(source, 0..n, 0, text, steps);
         }
-        if text.len() < self.min_len {
+        let Some(tail_at) = text.len().checked_sub(self.tail) else {
             return false;
-        }
-        let tail_at = text.len() - self.tail_len;
-        if !self.segment_at(
-            &self.tokens[..self.head_tokens],
-            &text[..self.head_len],
-            steps,
-        ) || !self.segment_at(&self.tokens[self.tail_start..], &text[tail_at..], steps)
-        {
-            return false;
-        }
-        let Some(extra) = &self.extra else {
-            return true;
         };
-        let mut pos = self.head_len;
-        for middle in &extra.middles {
-            match self.find_middle(extra, middle, &text[pos..tail_at], steps) {
-                Some(at) => pos += at + middle.len,
+        if text.len() < n {
+            return false;
+        }
+        let (head, tail) = (self.head, self.tail);
+        let (Some(head_text), Some(tail_text)) = (text.get(..head), text.get(tail_at..)) else {
+            return false;
+        };
+        let head_ok = if self.head_literal {
+            steps.add(head);
+            self.atoms
+                .get(..head)
+                .is_some_and(|lit| bytes_eq(lit, head_text))
+        } else {
+            self.segment_at(source, 0..head, 0, head_text, steps)
+        };
+        let tail_ok = head_ok
+            && if self.tail_literal {
+                steps.add(tail);
+                self.atoms
+                    .get(n - tail..)
+                    .is_some_and(|lit| bytes_eq(lit, tail_text))
+            } else {
+                let first_class = self.classes.len() - self.tail_classes;
+                self.segment_at(source, n - tail..n, first_class, tail_text, steps)
+            };
+        if !tail_ok {
+            return false;
+        }
+        if !self.has_middle {
+            return true;
+        }
+        text.get(head..tail_at)
+            .is_some_and(|window| self.middles(source, window, steps))
+    }
+
+    /// Whether the atoms `atoms` (no star among them), whose first class is
+    /// class number `class`, match `text`, whose length is theirs.
+    fn segment_at(
+        &self,
+        source: &[u8],
+        atoms: core::ops::Range<usize>,
+        mut class: usize,
+        text: &[u8],
+        steps: &mut impl Steps,
+    ) -> bool {
+        for (i, &t) in atoms.zip(text) {
+            steps.add(1);
+            let Some(&atom) = self.atoms.get(i) else {
+                return false;
+            };
+            if self.is_literal(i) {
+                if atom != t {
+                    return false;
+                }
+            } else if atom == CLASS {
+                let member = self
+                    .classes
+                    .get(class)
+                    .is_some_and(|start| class_contains(source, start, t, steps));
+                if !member {
+                    return false;
+                }
+                class += 1;
+            }
+        }
+        true
+    }
+
+    /// Whether the middle segments, in order, each placed at its leftmost
+    /// position after the previous one, fit in `window` (the text between
+    /// the head and the tail). Leftmost placement is optimal because
+    /// segments have fixed lengths, so no backtracking is needed.
+    fn middles(&self, source: &[u8], window: &[u8], steps: &mut impl Steps) -> bool {
+        let stop = self.atoms.len() - self.tail;
+        let mut i = self.head;
+        let mut class = self.head_classes;
+        let mut pos = 0;
+        while i < stop {
+            let j = self.next_star(i + 1, stop);
+            // The segment's longest literal run (the first of the longest)
+            // locates it; count its classes on the way.
+            steps.add(j - i);
+            let (mut anchor, mut run, mut classes) = (i..i, i..i, 0);
+            for k in i..j {
+                if self.is_literal(k) {
+                    if run.is_empty() {
+                        run = k..k;
+                    }
+                    run.end = k + 1;
+                    if run.len() > anchor.len() {
+                        anchor = run.clone();
+                    }
+                } else {
+                    run = k..k;
+                    classes += usize::from(self.atoms.get(k) == Some(&CLASS));
+                }
+            }
+            let Some(rest) = window.get(pos..) else {
+                return false;
+            };
+            match self.find_middle(source, i..j, class, anchor, rest, steps) {
+                Some(at) => pos += at + (j - i),
                 None => return false,
             }
+            class += classes;
+            i = j;
         }
         true
     }
 
-    /// Whether the star-free `tokens` match `text`, whose length is theirs.
-    fn segment_at(&self, tokens: &[Token], text: &[u8], steps: &mut impl Steps) -> bool {
-        let mut at = 0;
-        for t in tokens {
-            steps.add(1);
-            match *t {
-                Token::Lit { start, len } => {
-                    steps.add(len);
-                    if text.get(at..at + len) != Some(&self.cooked[start..start + len]) {
-                        return false;
-                    }
-                    at += len;
-                }
-                Token::Any(n) => at += n,
-                Token::Class(index) => {
-                    let member = match (text.get(at), self.extra.as_deref()) {
-                        (Some(&b), Some(extra)) => {
-                            extra.classes.get(index).is_some_and(|c| c.contains(b))
-                        }
-                        _ => false,
-                    };
-                    if !member {
-                        return false;
-                    }
-                    at += 1;
-                }
-                Token::Star => {}
-            }
-        }
-        true
-    }
-
-    /// The leftmost offset in `window` where `middle` matches.
+    /// The leftmost offset in `window` where the segment `atoms` matches.
     fn find_middle(
         &self,
-        extra: &Extra,
-        middle: &Middle,
+        source: &[u8],
+        atoms: core::ops::Range<usize>,
+        class: usize,
+        anchor: core::ops::Range<usize>,
         window: &[u8],
         steps: &mut impl Steps,
     ) -> Option<usize> {
-        let last = window.len().checked_sub(middle.len)?;
-        let tokens = &self.tokens[middle.tokens.0..middle.tokens.1];
-        let Some(a) = middle.anchor else {
-            return (0..=last)
-                .find(|&at| self.segment_at(tokens, &window[at..at + middle.len], steps));
+        let len = atoms.len();
+        let last = window.len().checked_sub(len)?;
+        let fits = |at: usize, steps: &mut _| {
+            window
+                .get(at..at + len)
+                .is_some_and(|t| self.segment_at(source, atoms.clone(), class, t, steps))
         };
-        let needle = &self.cooked[a.start..a.start + a.len];
-        let fail = &extra.failure[a.start..a.start + a.len];
+        if anchor.is_empty() {
+            return (0..=last).find(|&at| fits(at, steps));
+        }
+        let needle = self.atoms.get(anchor.clone())?;
+        let offset = anchor.start - atoms.start;
+        let whole = anchor.len() == len;
         // Candidate starts are 0..=last, so the anchor lies in this range.
-        let hay = &window[a.offset..last + a.offset + a.len];
+        let hay = window.get(offset..last + offset + anchor.len())?;
+        let search = Search::new(needle, steps);
         let mut from = 0;
         while from <= last {
-            let at = from + kmp_find(&hay[from..], needle, fail, steps)?;
-            if a.whole || self.segment_at(tokens, &window[at..at + middle.len], steps) {
+            let at = search.find(hay, from, steps)?;
+            if whole || fits(at, steps) {
                 return Some(at);
             }
             from = at + 1;
         }
         None
     }
+}
+
+/// Where a literal run of a pattern sits in every text the pattern matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// This many bytes after the start of the text.
+    Start(usize),
+    /// This many bytes before the end of the text.
+    End(usize),
+    /// Anywhere between the head and the tail.
+    Floating,
+}
+
+/// A maximal run of literal bytes of a pattern: the index keys.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LiteralRun<'a> {
+    /// The run's first atom: `bytes` is `atoms()[at..at + bytes.len()]`
+    /// (see [`Pattern::atoms`]).
+    pub(crate) at: usize,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) place: Place,
 }
 
 /// A literal run at a fixed position in every text a [`Pattern`] matches; see
@@ -1043,5 +1367,79 @@ impl From<&[u8]> for Pattern {
 impl From<&str> for Pattern {
     fn from(pattern: &str) -> Pattern {
         Pattern::new(pattern.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The leftmost occurrence of `needle` in `hay` at or after `from`, by
+    /// trying every position.
+    fn naive(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+        (from..=hay.len().checked_sub(needle.len())?).find(|&at| hay[at..].starts_with(needle))
+    }
+
+    fn bytes(alphabet: &'static [u8], max: usize) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(alphabet), 0..max)
+    }
+
+    #[test]
+    fn two_way_finds_periodic_and_aperiodic_needles() {
+        let cases: [(&[u8], &[u8]); 8] = [
+            (b"aaaaaaaaab", b"aab"),
+            (b"abababababc", b"ababc"),
+            (b"xxacbaxacba", b"acba"),
+            (b"abcabcabd", b"abcabd"),
+            (b"aaaa", b"aaaaa"),
+            (b"ba", b"ab"),
+            (b"zzzzzzzzzzzzzzzzzzzzab", b"ab"),
+            (b"abaabaabaaab", b"abaaab"),
+        ];
+        for (hay, needle) in cases {
+            let search = Search::new(needle, &mut ());
+            for from in 0..=hay.len() + 1 {
+                assert_eq!(
+                    search.find(hay, from, &mut ()),
+                    naive(hay, needle, from),
+                    "{} in {} from {from}",
+                    needle.escape_ascii(),
+                    hay.escape_ascii()
+                );
+            }
+        }
+    }
+
+    /// Comparisons stay linear in the haystack on a needle built to make a
+    /// naive search quadratic.
+    #[test]
+    fn two_way_is_linear() {
+        let mut needle = alloc::vec![b'a'; 500];
+        needle.push(b'b');
+        let hay = alloc::vec![b'a'; 100_000];
+        let mut steps = 0u64;
+        let search = Search::new(&needle, &mut steps);
+        assert_eq!(search.find(&hay, 0, &mut steps), None);
+        assert!(steps < 4 * 100_000, "{steps} steps");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        /// Two-Way (and the byte scan for one-byte needles) against trying
+        /// every position, over small alphabets where needles repeat.
+        #[test]
+        fn search_agrees_with_naive(
+            hay in prop_oneof![bytes(b"ab", 40), bytes(b"abc", 40), bytes(b"aab\x00\xff", 40)],
+            needle in prop_oneof![bytes(b"ab", 8), bytes(b"abc", 6), bytes(b"a\x00\xff", 6)],
+            from in 0usize..45,
+        ) {
+            prop_assume!(!needle.is_empty());
+            let mut steps = 0u64;
+            let search = Search::new(&needle, &mut steps);
+            prop_assert_eq!(search.find(&hay, from, &mut steps), naive(&hay, &needle, from));
+            prop_assert!(steps <= 4 * (hay.len() + needle.len() + 1) as u64);
+        }
     }
 }

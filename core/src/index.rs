@@ -6,51 +6,87 @@
 //! about 1.4 ms at 100,000 patterns. This index makes the cost depend on the
 //! channel and on the patterns that could match it, not on the rest.
 //!
-//! # How it works
+//! # The keying rule
 //!
 //! Every pattern is stored once, however many subscribers hold it, and filed
-//! under **one** key chosen when it is inserted:
+//! under **one key**: a literal that every matching channel carries.
 //!
-//! - **A fixed literal** ([`Pattern::fixed_literals`]): a literal run at a
-//!   fixed offset from the start (before the first `*`) or from the end (after
-//!   the last `*`) of every matching text. `p42:*` is filed under `p42:` at
-//!   offset 0 from the start; `*.sports` under `.sports` at offset 0 from the
-//!   end; `?ab*` under `ab` at offset 1. The longest such run is chosen, since
-//!   the longer the literal, the fewer channels carry it.
-//! - **The always-check list**, for patterns with no fixed literal at all
-//!   (`*`, `?*`, `[a-z]*`, `*foo*`). These are tested on every publish, so the
-//!   list should stay short; it is the only part whose cost grows with its size.
-//! - Nowhere, for patterns that can never match ([`Pattern::never_matches`]).
+//! - **A pattern with at least one literal byte is never tested against a
+//!   channel that lacks its key.** Its key is one of its literal runs (runs
+//!   of literal bytes, escapes and one-byte classes resolved, that no `*`
+//!   splits), in one of two forms:
+//!   - **Fixed**: a run before the first `*` or after the last one sits at a
+//!     fixed offset from the start or from the end of every matching text.
+//!     `p42:*` has `p42:` at offset 0 from the start, `*.sports` has
+//!     `.sports` at offset 0 from the end, `?ab*` has `ab` at offset 1. The
+//!     key is the run (at most [`MAX_FIXED`] bytes of it, the ones nearest
+//!     the stars' far side).
+//!   - **Floating**: a run between two stars (`*:42:*`, `*news.42*`) sits
+//!     anywhere. The key is a gram: [`MAX_GRAM`] consecutive bytes of the
+//!     run, or the whole run if it is shorter.
+//! - **Keys are chosen for selectivity.** Of all the keys a pattern offers
+//!   (each fixed run, each gram of each floating run), it is filed under
+//!   the one whose bucket holds the fewest patterns when it is inserted:
+//!   `tenant:*:orders:{id}` patterns go under their distinct
+//!   `:orders:{id}`, not the `tenant:` they all share, and
+//!   `*.{id}.*.json` under a gram of `.{id}.`, not `.json`. Ties go to a
+//!   fixed key (cheaper to probe), then to the longer one, then to the
+//!   first. Where a pattern is filed is stored in its entry (6 bytes), since
+//!   it depends on what was held when it came.
+//! - **The always-check list** holds exactly the patterns with no literal
+//!   byte (`*`, `?*`, `[a-z]*`, `*?*`): they can match channels that share
+//!   no byte with them, so they are tested on every publish.
+//! - Patterns that can never match ([`Pattern::never_matches`]) are held
+//!   but filed nowhere.
 //!
-//! Literal keys live in one table per (side, offset). On publish, each
-//! table walks the channel once from its offset (forwards from the start or
-//! backwards from the end) and considers each key length it holds, in
-//! ascending order:
+//! # Publishing
 //!
-//! 1. **Far byte.** Each length keeps the set of its keys' far bytes (the
-//!    last byte walked: `:` for every `p{i}:` key). If the channel's byte at
-//!    that place is not in the set, the length is skipped after one load.
-//! 2. **Hash.** The key hash is computed a word (8 bytes) at a time; full
-//!    words are folded in once and kept, so all lengths together walk the
-//!    channel once. Its high 32 bits are the key's *tag*.
-//! 3. **Filter.** A 64 Ki-bit Bloom filter over the table's tags skips most
-//!    lengths that hold no key for this channel without touching the table.
-//! 4. **Probe.** The table is a `HashTable` of 8-byte buckets (tag, first
-//!    entry id). The entries filed under one tag form a chain through the
-//!    entries themselves, so a bucket costs 8 bytes however many patterns
-//!    share the key.
+//! Fixed keys live in one table per (side, offset), floating keys in one
+//! table of grams. On publish:
 //!
-//! Every pattern found this way is a *candidate*, confirmed by its matcher
-//! (for the common `lit*` and `*lit` shapes, one comparison of up to 8
-//! bytes held in the pattern itself; see [`crate::glob`]). The cost of a
-//! publish is therefore O(Σ walked bytes + distinct (side, offset, length)
-//! shapes + candidates · match cost + always-check list), independent of the
-//! number of patterns that share no literal with the channel.
+//! - each fixed table within the channel's length walks the channel once
+//!   from its offset and considers each key length it holds, in ascending
+//!   order: the key's far byte (its last byte walked: `:` for every `p{i}:`
+//!   key) must be in the length's byte set, its hash (computed a word at a
+//!   time, folded once for all lengths) must pass the table's 64 Ki-bit
+//!   Bloom filter, and only then is the table probed;
+//! - the gram table is probed at every window of the channel of each gram
+//!   length it holds (1 to [`MAX_GRAM`]): a window whose first two bytes
+//!   start no gram (a 64 Ki-bit bitmap), or whose hash fails the Bloom
+//!   filter, costs one load. A gram the channel carries twice is visited
+//!   once.
 //!
-//! Entries live in a slab and are named by `u32` ids: the source-bytes table
-//! and the buckets hold ids only, which keeps a pattern to about 100 bytes
-//! of index at a million (the crate-private `slab` module says why). Where a pattern is filed is
-//! a pure function of the pattern, recomputed on removal rather than stored.
+//! Every pattern in a bucket found this way is a *candidate*, confirmed by
+//! its matcher (for the common `lit*` and `*lit` shapes, one comparison of
+//! up to 8 bytes held in the pattern itself; see [`crate::glob`]).
+//!
+//! **Cost.** A publish to a channel of length L costs
+//! O(L × distinct key lengths + candidates × match cost + literal-free
+//! patterns): at most 2 × (L + 1) fixed tables are within reach, each
+//! probing at most its distinct key lengths (≤ [`MAX_FIXED`]) with hashing
+//! shared between them, and the gram table probes at most L windows of
+//! each of its ≤ [`MAX_GRAM`] lengths. Nothing depends on the number of
+//! patterns that share no key with the channel: the step-count tests
+//! (`core/tests/index.rs`) publish to the same channel at 1,000 and at
+//! 100,000 patterns of every shape family and count the same candidates.
+//!
+//! **Worst case.** Candidates are the patterns filed under a key the
+//! channel carries. Selection keeps every bucket small as long as patterns
+//! differ in some literal of up to [`MAX_GRAM`] bytes (floating) or in some
+//! fixed run; patterns that share *all* their literal runs (`x?`, `x??`,
+//! `x???`, … share `x` at offset 0) must share a bucket, and a channel
+//! carrying that key tests all of them. The always-check list is tested on
+//! every publish. Key lengths are bounded by [`MAX_FIXED`] and [`MAX_GRAM`],
+//! so a channel of length L probes at most O(L × (L + [`MAX_GRAM`])) times
+//! even when patterns use every offset and length.
+//!
+//! # Memory and order
+//!
+//! Entries live in a slab and are named by `u32` ids: the source-bytes
+//! table and the buckets hold ids only, and the entries of one bucket form
+//! a chain through the entries themselves, so a bucket costs 16 bytes
+//! however many patterns share it (the crate-private `slab` module says why
+//! ids).
 //!
 //! Matches are reported in the order their patterns were first inserted, so
 //! publish order is deterministic. The first match is held aside and
@@ -65,9 +101,22 @@ use core::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use smallvec::SmallVec;
 
-use crate::glob::{FixedLiteral, Pattern, load_le};
+use crate::glob::{LiteralRun, Pattern, Place, load_le};
 use crate::registry::mostly_empty;
 use crate::slab::{CapacityError, NO_ID, Slab, unlink};
+
+/// The longest fixed key: a longer run is keyed by its first (from the
+/// start) or last (from the end) this many bytes.
+pub const MAX_FIXED: usize = 255;
+
+/// The longest floating key (gram).
+pub const MAX_GRAM: usize = 8;
+
+/// At most this many candidate keys are weighed when a pattern is
+/// inserted (fixed runs first, then grams from left to right, at most 64
+/// grams per run), so that inserting a megabyte pattern stays O(its
+/// length).
+const MAX_CHOICES: usize = 1024;
 
 /// Patterns stored by their source bytes, each with a value, found by the
 /// channels they match.
@@ -78,6 +127,7 @@ use crate::slab::{CapacityError, NO_ID, Slab, unlink};
 /// let mut index = PatternIndex::new();
 /// index.insert(b"news.*", "all news");
 /// index.insert(b"*.sports", "all sports");
+/// index.insert(b"*:orders:*", "all orders");
 /// index.insert(b"weather.*", "all weather");
 ///
 /// let mut hits = Vec::new();
@@ -89,14 +139,18 @@ pub struct PatternIndex<V> {
     entries: Slab<Entry<V>>,
     /// Entry ids, looked up by the pattern's source bytes.
     by_source: HashTable<u32>,
-    /// One table per (side, offset) that files at least one pattern.
-    tables: Vec<Table>,
-    /// Ids of patterns without a fixed literal; each entry knows its position.
+    /// One table per (side, offset) that files at least one pattern: those
+    /// from the start, then those from the end (index: `from_end as
+    /// usize`), each sorted by offset.
+    tables: [Vec<Table>; 2],
+    /// The floating keys.
+    grams: Grams,
+    /// Ids of patterns without a literal byte; each entry knows its position.
     always: Vec<u32>,
     /// Next insertion sequence number (the delivery order).
     next_seq: u64,
     hasher: DefaultHashBuilder,
-    /// Seed of the word-at-a-time hash of literal keys.
+    /// Seed of the hashes of literal keys.
     seed: u64,
 }
 
@@ -105,50 +159,267 @@ struct Entry<V> {
     value: V,
     /// Insertion sequence number: matches are reported in this order.
     seq: u64,
-    /// For an entry filed under a literal key: the next entry filed under
-    /// the same key ([`NO_ID`] ends the chain). For an always-checked entry:
-    /// its position in the always-check list. Unused otherwise.
+    /// For an entry filed under a key: the next entry filed under a key
+    /// with the same tag ([`NO_ID`] ends the chain). For an always-checked
+    /// entry: its position in the always-check list. Unused otherwise.
     link: u32,
+    /// Where the entry is filed.
+    key: Key,
 }
 
-/// Where a pattern is filed: a pure function of the pattern, so it is
-/// recomputed rather than stored.
-enum Filing<'a> {
-    /// Under this fixed literal, its longest (the first of the longest).
-    Literal(FixedLiteral<'a>),
-    /// On the always-check list.
-    Always,
+/// Where an entry is filed, chosen when it was inserted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key {
+    kind: KeyKind,
+    /// Key length in bytes (0 for `Never` and `Always`).
+    len: u8,
+    /// The key's first byte in [`Pattern::atoms`].
+    at: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum KeyKind {
     /// Nowhere: the pattern never matches.
     Never,
+    /// On the always-check list.
+    Always,
+    /// A fixed run from the start; its offset is `at`.
+    Start,
+    /// A fixed run from the end; its offset is `atoms().len() - at - len`.
+    End,
+    /// A gram of a floating run.
+    Gram,
 }
 
-fn filing(pattern: &Pattern) -> Filing<'_> {
-    if pattern.never_matches() {
-        return Filing::Never;
-    }
-    let best =
+impl Key {
+    const NEVER: Key = Key {
+        kind: KeyKind::Never,
+        len: 0,
+        at: 0,
+    };
+    const ALWAYS: Key = Key {
+        kind: KeyKind::Always,
+        len: 0,
+        at: 0,
+    };
+
+    /// The key's bytes in `pattern`.
+    fn bytes(self, pattern: &Pattern) -> &[u8] {
+        let at = self.at as usize;
         pattern
-            .fixed_literals()
-            .fold(None, |best: Option<FixedLiteral<'_>>, f| match best {
-                Some(b) if b.bytes.len() >= f.bytes.len() => Some(b),
-                _ => Some(f),
-            });
-    best.map_or(Filing::Always, Filing::Literal)
+            .atoms()
+            .get(at..at + usize::from(self.len))
+            .unwrap_or(&[])
+    }
+
+    /// For a fixed key: (from the end, offset).
+    fn place(self, pattern: &Pattern) -> (bool, usize) {
+        let (at, len) = (self.at as usize, usize::from(self.len));
+        match self.kind {
+            KeyKind::End => (true, pattern.atoms().len().saturating_sub(at + len)),
+            _ => (false, at),
+        }
+    }
 }
 
-/// The literal keys at one (side, offset).
+/// The key that a fixed run offers: at most [`MAX_FIXED`] bytes of it,
+/// nearest the start for a run from the start and nearest the end for a
+/// run from the end (so that its offset stays the run's).
+fn fixed_key(run: &LiteralRun<'_>) -> Option<Key> {
+    let len = run.bytes.len().min(MAX_FIXED);
+    let (kind, at) = match run.place {
+        Place::Start(_) => (KeyKind::Start, run.at),
+        Place::End(_) => (KeyKind::End, run.at + run.bytes.len() - len),
+        Place::Floating => return None,
+    };
+    Some(Key {
+        kind,
+        len: len as u8,
+        at: u32::try_from(at).ok()?,
+    })
+}
+
+/// The grams a floating run offers: every window of `min(len, MAX_GRAM)`
+/// bytes, or at most 64 of them evenly spaced in a long run.
+fn gram_keys(run: LiteralRun<'_>) -> impl Iterator<Item = Key> {
+    let len = run.bytes.len().min(MAX_GRAM);
+    let windows = match run.place {
+        Place::Floating => run.bytes.len() + 1 - len,
+        _ => 0,
+    };
+    let step = windows.div_ceil(64).max(1);
+    (0..windows).step_by(step).filter_map(move |k| {
+        Some(Key {
+            kind: KeyKind::Gram,
+            len: len as u8,
+            at: u32::try_from(run.at + k).ok()?,
+        })
+    })
+}
+
+/// Whether `key` is one that `pattern` offers (see [`fixed_key`] and
+/// [`gram_keys`]; a gram may start anywhere in its run).
+fn offers(pattern: &Pattern, key: Key) -> bool {
+    let runs = || pattern.literal_runs();
+    match key.kind {
+        KeyKind::Never => pattern.never_matches(),
+        // Runs beyond 4 GiB into a pattern offer no key.
+        KeyKind::Always => {
+            !pattern.never_matches()
+                && runs().all(|run| fixed_key(&run).is_none() && gram_keys(run).next().is_none())
+        }
+        KeyKind::Start | KeyKind::End => {
+            !pattern.never_matches() && runs().any(|run| fixed_key(&run) == Some(key))
+        }
+        KeyKind::Gram => {
+            let (at, len) = (key.at as usize, usize::from(key.len));
+            !pattern.never_matches()
+                && runs().any(|run| {
+                    run.place == Place::Floating
+                        && len == run.bytes.len().min(MAX_GRAM)
+                        && run.at <= at
+                        && at + len <= run.at + run.bytes.len()
+                })
+        }
+    }
+}
+
+/// The entries filed under the keys with one tag (a 64-bit hash): one key,
+/// but for a 2^-64 chance per pair of keys of a table. A channel that
+/// carries any of them makes every entry of the chain a candidate, and the
+/// matcher confirms each, so sharing would cost only a test.
+#[derive(Clone, Copy)]
+struct Bucket {
+    /// The key's hash; the table hashes by this alone.
+    tag: u64,
+    /// The first entry of the chain.
+    head: u32,
+    /// Entries in the chain: the bucket's size, which key selection weighs.
+    count: u32,
+}
+
+/// A 64 Ki-bit Bloom filter over the tags of a table's buckets (one hash):
+/// a probe whose bit is clear skips the table, which keeps most probes in
+/// cache. Bits are set on insert and only cleared by a rebuild, so a set
+/// bit may be stale (costing a probe), but a clear bit is always right.
+struct Filter(Box<[u64]>);
+
+/// Words in a filter: 2^16 bits, 8 KiB.
+const FILTER_WORDS: usize = 1024;
+
+impl Filter {
+    fn new() -> Filter {
+        Filter(alloc::vec![0; FILTER_WORDS].into_boxed_slice())
+    }
+
+    fn bit(tag: u64) -> (usize, u64) {
+        // Bits that the table's bucket index and control byte do not use.
+        let index = ((tag >> 32) & 0xffff) as usize;
+        (index >> 6, 1 << (index & 63))
+    }
+
+    #[inline]
+    fn may_hold(&self, tag: u64) -> bool {
+        let (word, bit) = Filter::bit(tag);
+        self.0.get(word).is_some_and(|w| w & bit != 0)
+    }
+
+    fn mark(&mut self, tag: u64) {
+        let (word, bit) = Filter::bit(tag);
+        if let Some(w) = self.0.get_mut(word) {
+            *w |= bit;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0.iter_mut().for_each(|w| *w = 0);
+    }
+}
+
+/// The hash a table's `HashTable` uses for a tag: the tag itself (its
+/// bucket index from the low bits, its control byte from the high ones).
+#[inline]
+fn table_hash(tag: u64) -> u64 {
+    tag
+}
+
+/// Adds entry `id` to the chain of `tag` in `buckets`; returns the entry
+/// it now links to, and whether the bucket is new.
+fn chain_in(buckets: &mut HashTable<Bucket>, tag: u64, id: u32) -> (u32, bool) {
+    match buckets.find_mut(table_hash(tag), |b| b.tag == tag) {
+        Some(bucket) => {
+            bucket.count += 1;
+            (core::mem::replace(&mut bucket.head, id), false)
+        }
+        None => {
+            buckets.insert_unique(
+                table_hash(tag),
+                Bucket {
+                    tag,
+                    head: id,
+                    count: 1,
+                },
+                |b| table_hash(b.tag),
+            );
+            (NO_ID, true)
+        }
+    }
+}
+
+/// Takes entry `id` (which links to `link`) out of the chain of `tag`;
+/// returns whether that emptied the bucket, which is then removed.
+fn unchain<V>(
+    buckets: &mut HashTable<Bucket>,
+    entries: &mut Slab<Entry<V>>,
+    tag: u64,
+    id: u32,
+    link: u32,
+) -> bool {
+    let Ok(mut bucket) = buckets.find_entry(table_hash(tag), |b| b.tag == tag) else {
+        return false;
+    };
+    bucket.get_mut().count = bucket.get().count.saturating_sub(1);
+    if bucket.get().head == id {
+        if link != NO_ID {
+            bucket.get_mut().head = link;
+            return false;
+        }
+        bucket.remove();
+        if mostly_empty(buckets.len(), buckets.capacity()) {
+            buckets.shrink_to(buckets.len() * 2, |b| table_hash(b.tag));
+        }
+        return true;
+    }
+    // Unlink from the middle of the chain.
+    let mut at = bucket.get().head;
+    while let Some(e) = entries.get(at) {
+        if e.link == id {
+            if let Some(e) = entries.get_mut(at) {
+                e.link = link;
+            }
+            break;
+        }
+        at = e.link;
+    }
+    false
+}
+
+/// The size of the bucket of `tag`, 0 if there is none.
+fn bucket_count(buckets: &HashTable<Bucket>, tag: u64) -> u32 {
+    buckets
+        .find(table_hash(tag), |b| b.tag == tag)
+        .map_or(0, |b| b.count)
+}
+
+/// The fixed keys at one (side, offset).
 struct Table {
     from_end: bool,
     offset: usize,
     /// Distinct key lengths held, ascending.
     lengths: Vec<Length>,
-    /// One bucket per distinct key.
+    /// One bucket per distinct tag.
     buckets: HashTable<Bucket>,
-    /// A one-hash Bloom filter over the buckets' tags: a probe whose bit is
-    /// clear skips the table, which keeps most probes in cache. Bits are set
-    /// on insert and only cleared by a rebuild, so a set bit may be stale
-    /// (costing a probe), but a clear bit is always right.
-    filter: Box<[u64]>,
+    filter: Filter,
     /// Buckets removed since the filter was last rebuilt.
     stale: usize,
 }
@@ -181,47 +452,7 @@ impl ByteSet {
     }
 }
 
-/// The entries filed under the literal keys with one tag: usually one key,
-/// since distinct keys of a table share a tag only by a 2^-32 chance. A
-/// channel that carries any of them makes every entry of the chain a
-/// candidate, and the matcher confirms each, so sharing costs only a test.
-#[derive(Clone, Copy)]
-struct Bucket {
-    /// The high 32 bits of the key hash; the table hashes by this alone.
-    tag: u32,
-    /// The first entry of the chain.
-    head: u32,
-}
-
-/// Words in a table's filter: 2^16 bits, 8 KiB.
-const FILTER_WORDS: usize = 1024;
-
-fn filter_bit(tag: u32) -> (usize, u64) {
-    let index = ((tag >> 8) & 0xffff) as usize;
-    (index >> 6, 1 << (index & 63))
-}
-
-/// The hash a table's `HashTable` uses for a tag (its bucket index from the
-/// low bits, its control byte from the high ones).
-#[inline]
-fn table_hash(tag: u32) -> u64 {
-    u64::from(tag) << 32 | u64::from(tag)
-}
-
 impl Table {
-    #[inline]
-    fn may_hold(&self, tag: u32) -> bool {
-        let (word, bit) = filter_bit(tag);
-        self.filter.get(word).is_some_and(|w| w & bit != 0)
-    }
-
-    fn mark(&mut self, tag: u32) {
-        let (word, bit) = filter_bit(tag);
-        if let Some(w) = self.filter.get_mut(word) {
-            *w |= bit;
-        }
-    }
-
     /// The part of `channel` this table's keys are measured in: from the
     /// offset on (keys from the start) or up to `offset` bytes before the
     /// end (keys from the end). `None` if the channel is shorter.
@@ -257,7 +488,7 @@ impl Table {
                 continue;
             }
             let tag = walk.tag(region, self.from_end, len);
-            if !self.may_hold(tag) {
+            if !self.filter.may_hold(tag) {
                 continue;
             }
             if let Some(bucket) = self.buckets.find(table_hash(tag), |b| b.tag == tag) {
@@ -267,7 +498,140 @@ impl Table {
     }
 }
 
-/// The hash of a literal key, computed a word (8 bytes) at a time in walk
+/// The floating keys: grams of 1 to [`MAX_GRAM`] bytes, each with its
+/// length.
+struct Grams {
+    /// Entries filed under grams of each length (index: length − 1).
+    entries: [usize; MAX_GRAM],
+    /// Bit `len − 1` is set when `entries[len − 1]` is not 0.
+    lengths: u8,
+    /// One bit per two-byte value (first byte in the low bits): set for the
+    /// first two bytes of each gram of two or more bytes, and possibly of
+    /// some removed since the last rebuild. Empty until such a gram exists.
+    starts: Box<[u64]>,
+    /// The bytes of the one-byte grams, and possibly of removed ones.
+    singles: ByteSet,
+    /// One bucket per distinct tag.
+    buckets: HashTable<Bucket>,
+    /// Empty until a gram exists.
+    filter: Option<Filter>,
+    /// Buckets removed since the filter was last rebuilt.
+    stale: usize,
+}
+
+/// Bits in [`Grams::starts`]: one per two-byte value.
+const STARTS_WORDS: usize = (1 << 16) / 64;
+
+/// The tag of the gram `key` (its bytes as a little-endian number) of
+/// `len` bytes.
+#[inline]
+fn gram_tag(seed: u64, key: u64, len: usize) -> u64 {
+    fold_mul(fold_mul(seed ^ key, K_WORD) ^ len as u64, K_TAIL)
+}
+
+/// The low `len` bytes of a word.
+#[inline]
+fn low_bytes(word: u64, len: usize) -> u64 {
+    if len >= 8 {
+        word
+    } else {
+        word & ((1 << (8 * len)) - 1)
+    }
+}
+
+impl Grams {
+    fn new() -> Grams {
+        Grams {
+            entries: [0; MAX_GRAM],
+            lengths: 0,
+            starts: Box::new([]),
+            singles: ByteSet::default(),
+            buckets: HashTable::new(),
+            filter: None,
+            stale: 0,
+        }
+    }
+
+    /// Records the first bytes of a gram in the prefilters.
+    fn admit(&mut self, gram: &[u8]) {
+        match gram {
+            [b] => self.singles.insert(*b),
+            [b0, b1, ..] => {
+                if self.starts.is_empty() {
+                    self.starts = alloc::vec![0; STARTS_WORDS].into_boxed_slice();
+                }
+                let at = usize::from(*b0) | usize::from(*b1) << 8;
+                if let Some(w) = self.starts.get_mut(at / 64) {
+                    *w |= 1 << (at % 64);
+                }
+            }
+            [] => {}
+        }
+    }
+
+    #[inline]
+    fn starts_with_gram(&self, b0: u8, b1: u8) -> bool {
+        let at = usize::from(b0) | usize::from(b1) << 8;
+        self.starts
+            .get(at / 64)
+            .is_some_and(|w| w >> (at % 64) & 1 != 0)
+    }
+
+    /// Adds the head of the bucket of gram `key` (of `len` bytes) to `hits`,
+    /// once.
+    #[inline]
+    fn find(&self, seed: u64, key: u64, len: usize, hits: &mut SmallVec<[u32; 16]>) {
+        let tag = gram_tag(seed, key, len);
+        if !self.filter.as_ref().is_some_and(|f| f.may_hold(tag)) {
+            return;
+        }
+        if let Some(bucket) = self.buckets.find(table_hash(tag), |b| b.tag == tag) {
+            // A gram the channel carries twice is visited once. Past the
+            // inline capacity, duplicates are removed by sorting at the end.
+            if hits.spilled() || !hits.contains(&bucket.head) {
+                hits.push(bucket.head);
+            }
+        }
+    }
+
+    /// The heads of the buckets of every gram `channel` carries, each once.
+    fn probe(&self, channel: &[u8], seed: u64, hits: &mut SmallVec<[u32; 16]>) {
+        let single = self.lengths & 1 != 0;
+        let multi = self.lengths & !1;
+        if self.lengths == 0 {
+            return;
+        }
+        for (i, &b0) in channel.iter().enumerate() {
+            if single && self.singles.contains(b0) {
+                self.find(seed, u64::from(b0), 1, hits);
+            }
+            if multi == 0 {
+                continue;
+            }
+            let rest = channel.get(i..).unwrap_or(&[]);
+            let Some(&b1) = rest.get(1) else {
+                break;
+            };
+            if !self.starts_with_gram(b0, b1) {
+                continue;
+            }
+            let word = load_le(rest);
+            // The lengths that fit in what is left of the channel.
+            let mut lens = multi & (((1u16 << rest.len().min(MAX_GRAM)) - 1) as u8);
+            while lens != 0 {
+                let len = lens.trailing_zeros() as usize + 1;
+                lens &= lens - 1;
+                self.find(seed, low_bytes(word, len), len, hits);
+            }
+        }
+        if hits.spilled() {
+            hits.sort_unstable();
+            hits.dedup();
+        }
+    }
+}
+
+/// The hash of a fixed key, computed a word (8 bytes) at a time in walk
 /// order (forwards from the start of the region, backwards from its end),
 /// then the remaining 0–7 bytes and the length. The full words are folded
 /// in once and kept, so probing every length of a table walks the channel
@@ -294,11 +658,11 @@ impl Walk {
         Walk { h: seed, words: 0 }
     }
 
-    /// The tag of the first `len` bytes of `region` in walk order (its last
+    /// The tag (hash) of the first `len` bytes of `region` in walk order (its last
     /// `len` bytes when walking from the end); `len` never decreases between
     /// calls on one walk, and `len <= region.len()`.
     #[inline]
-    fn tag(&mut self, region: &[u8], from_end: bool, len: usize) -> u32 {
+    fn tag(&mut self, region: &[u8], from_end: bool, len: usize) -> u64 {
         let n = region.len();
         while (self.words + 1) * 8 <= len {
             let at = self.words * 8;
@@ -317,13 +681,27 @@ impl Walk {
             region.get(done..len)
         };
         let tail = tail.map_or(0, load_le) ^ (len as u64) << 56;
-        (fold_mul(self.h ^ tail, K_TAIL) >> 32) as u32
+        fold_mul(self.h ^ tail, K_TAIL)
     }
 }
 
-/// The tag of a whole literal key.
-fn key_tag(seed: u64, key: &[u8], from_end: bool) -> u32 {
+/// The tag of a whole fixed key.
+fn key_tag(seed: u64, key: &[u8], from_end: bool) -> u64 {
     Walk::new(seed).tag(key, from_end, key.len())
+}
+
+/// The far byte of a fixed key: the last one walked.
+fn far_byte(key: &[u8], from_end: bool) -> Option<&u8> {
+    if from_end { key.first() } else { key.last() }
+}
+
+/// The tag of `key` of `pattern`, in its table.
+fn tag_of(seed: u64, pattern: &Pattern, key: Key) -> u64 {
+    let bytes = key.bytes(pattern);
+    match key.kind {
+        KeyKind::Gram => gram_tag(seed, load_le(bytes), bytes.len()),
+        _ => key_tag(seed, bytes, key.kind == KeyKind::End),
+    }
 }
 
 impl<V> Default for PatternIndex<V> {
@@ -340,7 +718,8 @@ impl<V> PatternIndex<V> {
         PatternIndex {
             entries: Slab::new(),
             by_source: HashTable::new(),
-            tables: Vec::new(),
+            tables: [Vec::new(), Vec::new()],
+            grams: Grams::new(),
             always: Vec::new(),
             next_seq: 0,
             hasher,
@@ -358,8 +737,8 @@ impl<V> PatternIndex<V> {
         self.entries.len() == 0
     }
 
-    /// Number of patterns tested on every publish because they have no fixed
-    /// literal (`*`, `?*`, `*foo*`, …).
+    /// Number of patterns tested on every publish because they have no
+    /// literal byte (`*`, `?*`, `[a-z]*`, `*?*`, …).
     pub fn always_checked(&self) -> usize {
         self.always.len()
     }
@@ -465,11 +844,13 @@ impl<V> PatternIndex<V> {
 
     fn insert_new(&mut self, pattern: Pattern, value: V) -> Result<u32, (CapacityError, Entry<V>)> {
         let hash = self.hasher.hash_one(pattern.as_bytes());
+        let key = self.choose_key(&pattern);
         let entry = Entry {
             pattern,
             value,
             seq: self.next_seq,
             link: NO_ID,
+            key,
         };
         let id = self.entries.insert(entry)?;
         self.next_seq += 1;
@@ -480,80 +861,142 @@ impl<V> PatternIndex<V> {
         Ok(id)
     }
 
-    /// Files the stored entry `id` where its pattern says.
+    /// The table at (side, offset): its position in its side's list, or
+    /// where it would go.
+    fn table_at(&self, from_end: bool, offset: usize) -> Result<usize, usize> {
+        self.tables[usize::from(from_end)].binary_search_by_key(&offset, |t| t.offset)
+    }
+
+    /// The number of entries filed under `key` of `pattern` now.
+    fn bucket_size(&self, pattern: &Pattern, key: Key) -> u32 {
+        let tag = tag_of(self.seed, pattern, key);
+        match key.kind {
+            KeyKind::Gram => bucket_count(&self.grams.buckets, tag),
+            KeyKind::Start | KeyKind::End => {
+                let (from_end, offset) = key.place(pattern);
+                match self.table_at(from_end, offset) {
+                    Ok(t) => self.tables[usize::from(from_end)]
+                        .get(t)
+                        .map_or(0, |t| bucket_count(&t.buckets, tag)),
+                    Err(_) => 0,
+                }
+            }
+            KeyKind::Never | KeyKind::Always => 0,
+        }
+    }
+
+    /// The key a new `pattern` is filed under: of the keys it offers, the
+    /// one whose bucket is the smallest now; ties go to a fixed key, then
+    /// to the longer one, then to the first.
+    fn choose_key(&self, pattern: &Pattern) -> Key {
+        if pattern.never_matches() {
+            return Key::NEVER;
+        }
+        let fixed = pattern
+            .literal_runs()
+            .filter_map(|run| fixed_key(&run).map(|key| (key, 0u8)));
+        let grams = pattern
+            .literal_runs()
+            .flat_map(gram_keys)
+            .map(|key| (key, 1u8));
+        // (bucket size, 0 for fixed or 1 for a gram, longer first), lowest
+        // first.
+        type Weight = (u32, u8, core::cmp::Reverse<u8>);
+        let mut best: Option<(Weight, Key)> = None;
+        for (key, rank) in fixed.chain(grams).take(MAX_CHOICES) {
+            let weight = (
+                self.bucket_size(pattern, key),
+                rank,
+                core::cmp::Reverse(key.len),
+            );
+            if best.is_none_or(|(w, _)| weight < w) {
+                best = Some((weight, key));
+            }
+        }
+        best.map_or(Key::ALWAYS, |(_, key)| key)
+    }
+
+    /// Files the stored entry `id` under its key.
     fn file(&mut self, id: u32) {
         let Some(e) = self.entries.get(id) else {
             return;
         };
-        let best = match filing(&e.pattern) {
-            Filing::Never => return,
-            Filing::Always => {
+        let key = e.key;
+        let link = match key.kind {
+            KeyKind::Never => return,
+            KeyKind::Always => {
                 let pos = self.always.len() as u32;
                 self.always.push(id);
-                if let Some(e) = self.entries.get_mut(id) {
-                    e.link = pos;
-                }
-                return;
+                pos
             }
-            Filing::Literal(best) => best,
-        };
-        let tag = key_tag(self.seed, best.bytes, best.from_end);
-        let t = match self
-            .tables
-            .iter()
-            .position(|t| t.from_end == best.from_end && t.offset == best.offset)
-        {
-            Some(t) => t,
-            None => {
-                self.tables.push(Table {
-                    from_end: best.from_end,
-                    offset: best.offset,
-                    lengths: Vec::new(),
-                    buckets: HashTable::new(),
-                    filter: alloc::vec![0; FILTER_WORDS].into_boxed_slice(),
-                    stale: 0,
-                });
-                self.tables.len() - 1
-            }
-        };
-        let Some(table) = self.tables.get_mut(t) else {
-            return;
-        };
-        let next = match table.buckets.find_mut(table_hash(tag), |b| b.tag == tag) {
-            Some(bucket) => core::mem::replace(&mut bucket.head, id),
-            None => {
-                table.mark(tag);
-                table
-                    .buckets
-                    .insert_unique(table_hash(tag), Bucket { tag, head: id }, |b| {
-                        table_hash(b.tag)
-                    });
-                NO_ID
-            }
-        };
-        let len = best.bytes.len();
-        let at = match table.lengths.binary_search_by_key(&len, |l| l.len) {
-            Ok(at) => at,
-            Err(at) => {
-                table.lengths.insert(
-                    at,
-                    Length {
-                        len,
-                        entries: 0,
-                        far: ByteSet::default(),
-                    },
+            KeyKind::Gram => {
+                let bytes = key.bytes(&e.pattern);
+                let (len, tag) = (
+                    bytes.len(),
+                    gram_tag(self.seed, load_le(bytes), bytes.len()),
                 );
-                at
+                let grams = &mut self.grams;
+                grams.admit(bytes);
+                grams.filter.get_or_insert_with(Filter::new).mark(tag);
+                if let Some(n) = grams.entries.get_mut(len - 1) {
+                    *n += 1;
+                    grams.lengths |= 1 << (len - 1);
+                }
+                chain_in(&mut grams.buckets, tag, id).0
+            }
+            KeyKind::Start | KeyKind::End => {
+                let bytes = key.bytes(&e.pattern);
+                let (from_end, offset) = key.place(&e.pattern);
+                let tag = key_tag(self.seed, bytes, from_end);
+                let far = far_byte(bytes, from_end).copied();
+                let len = bytes.len();
+                let side = &mut self.tables[usize::from(from_end)];
+                let t = match side.binary_search_by_key(&offset, |t| t.offset) {
+                    Ok(t) => t,
+                    Err(t) => {
+                        side.insert(
+                            t,
+                            Table {
+                                from_end,
+                                offset,
+                                lengths: Vec::new(),
+                                buckets: HashTable::new(),
+                                filter: Filter::new(),
+                                stale: 0,
+                            },
+                        );
+                        t
+                    }
+                };
+                let Some(table) = side.get_mut(t) else {
+                    return;
+                };
+                table.filter.mark(tag);
+                let at = match table.lengths.binary_search_by_key(&len, |l| l.len) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        table.lengths.insert(
+                            at,
+                            Length {
+                                len,
+                                entries: 0,
+                                far: ByteSet::default(),
+                            },
+                        );
+                        at
+                    }
+                };
+                if let Some(length) = table.lengths.get_mut(at) {
+                    length.entries += 1;
+                    if let Some(far) = far {
+                        length.far.insert(far);
+                    }
+                }
+                chain_in(&mut table.buckets, tag, id).0
             }
         };
-        if let Some(length) = table.lengths.get_mut(at) {
-            length.entries += 1;
-            if let Some(&far) = far_byte(best.bytes, best.from_end) {
-                length.far.insert(far);
-            }
-        }
         if let Some(e) = self.entries.get_mut(id) {
-            e.link = next;
+            e.link = link;
         }
     }
 
@@ -574,8 +1017,9 @@ impl<V> PatternIndex<V> {
         self.unfile(id);
         let entry = self.entries.remove(id)?;
         if self.entries.len() == 0 {
-            // Nothing is held: give the lists back too.
+            // Nothing is held: give the lists and the gram table back too.
             self.always = Vec::new();
+            self.grams = Grams::new();
         }
         Some((entry.pattern, entry.value))
     }
@@ -585,10 +1029,11 @@ impl<V> PatternIndex<V> {
         let Some(e) = self.entries.get(id) else {
             return;
         };
-        let link = e.link;
-        let best = match filing(&e.pattern) {
-            Filing::Never => return,
-            Filing::Always => {
+        let (key, link) = (e.key, e.link);
+        let tag = tag_of(self.seed, &e.pattern, key);
+        match key.kind {
+            KeyKind::Never => {}
+            KeyKind::Always => {
                 let pos = link as usize;
                 if self.always.get(pos) == Some(&id) {
                     self.always.swap_remove(pos);
@@ -598,92 +1043,79 @@ impl<V> PatternIndex<V> {
                         }
                     }
                 }
-                return;
             }
-            Filing::Literal(best) => best,
-        };
-        let (from_end, offset, len) = (best.from_end, best.offset, best.bytes.len());
-        let tag = key_tag(self.seed, best.bytes, from_end);
-        let Some(t) = self
-            .tables
-            .iter()
-            .position(|t| t.from_end == from_end && t.offset == offset)
-        else {
-            return;
-        };
-        let Some(table) = self.tables.get_mut(t) else {
-            return;
-        };
-        if let Ok(at) = table.lengths.binary_search_by_key(&len, |l| l.len) {
-            if let Some(length) = table.lengths.get_mut(at) {
-                length.entries -= 1;
-                if length.entries == 0 {
-                    table.lengths.remove(at);
-                }
-            }
-        }
-        let Ok(mut bucket) = table.buckets.find_entry(table_hash(tag), |b| b.tag == tag) else {
-            return;
-        };
-        if bucket.get().head != id {
-            // Unlink from the middle of the chain.
-            let mut at = bucket.get().head;
-            while let Some(e) = self.entries.get(at) {
-                if e.link == id {
-                    if let Some(e) = self.entries.get_mut(at) {
-                        e.link = link;
+            KeyKind::Gram => {
+                let len = usize::from(key.len);
+                let grams = &mut self.grams;
+                if let Some(n) = grams.entries.get_mut(len.wrapping_sub(1)) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        grams.lengths &= !(1 << (len - 1));
                     }
-                    return;
                 }
-                at = e.link;
+                if unchain(&mut grams.buckets, &mut self.entries, tag, id, link) {
+                    grams.stale += 1;
+                    if grams.stale > grams.buckets.len() + 64 {
+                        self.rebuild_gram_filters();
+                    }
+                }
             }
-            return;
-        }
-        if link != NO_ID {
-            bucket.get_mut().head = link;
-            return;
-        }
-        bucket.remove();
-        table.stale += 1;
-        if mostly_empty(table.buckets.len(), table.buckets.capacity()) {
-            table
-                .buckets
-                .shrink_to(table.buckets.len() * 2, |b| table_hash(b.tag));
-        }
-        if table.buckets.is_empty() {
-            self.tables.swap_remove(t);
-        } else if table.stale > table.buckets.len() + 64 {
-            self.rebuild_filters(t);
+            KeyKind::Start | KeyKind::End => {
+                let (from_end, offset) = key.place(&e.pattern);
+                let len = usize::from(key.len);
+                let Ok(t) = self.table_at(from_end, offset) else {
+                    return;
+                };
+                let side = &mut self.tables[usize::from(from_end)];
+                let Some(table) = side.get_mut(t) else {
+                    return;
+                };
+                if let Ok(at) = table.lengths.binary_search_by_key(&len, |l| l.len) {
+                    if let Some(length) = table.lengths.get_mut(at) {
+                        length.entries -= 1;
+                        if length.entries == 0 {
+                            table.lengths.remove(at);
+                        }
+                    }
+                }
+                if unchain(&mut table.buckets, &mut self.entries, tag, id, link) {
+                    table.stale += 1;
+                    if table.buckets.is_empty() {
+                        side.remove(t);
+                    } else if table.stale > table.buckets.len() + 64 {
+                        self.rebuild_table_filters(from_end, t);
+                    }
+                }
+            }
         }
     }
 
     /// Rebuilds table `t`'s Bloom filter and far-byte sets from its live
     /// keys, once stale bits could outnumber live ones.
-    fn rebuild_filters(&mut self, t: usize) {
-        let entries = &self.entries;
-        let Some(table) = self.tables.get_mut(t) else {
+    fn rebuild_table_filters(&mut self, from_end: bool, t: usize) {
+        let (entries, seed) = (&self.entries, self.seed);
+        let Some(table) = self.tables[usize::from(from_end)].get_mut(t) else {
             return;
         };
-        table.filter.iter_mut().for_each(|w| *w = 0);
+        table.filter.clear();
         table
             .lengths
             .iter_mut()
             .for_each(|l| l.far = ByteSet::default());
         let from_end = table.from_end;
-        let mut marks: Vec<(u32, usize, u8)> = Vec::new();
+        let mut marks: Vec<(u64, usize, u8)> = Vec::new();
         for b in table.buckets.iter() {
             let mut at = b.head;
             while let Some(e) = entries.get(at) {
-                if let Some(key) = key_of(entries, at) {
-                    if let Some(&far) = far_byte(key, from_end) {
-                        marks.push((b.tag, key.len(), far));
-                    }
+                let key = e.key.bytes(&e.pattern);
+                if let Some(&far) = far_byte(key, from_end) {
+                    marks.push((key_tag(seed, key, from_end), key.len(), far));
                 }
                 at = e.link;
             }
         }
         for (tag, len, far) in marks {
-            table.mark(tag);
+            table.filter.mark(tag);
             if let Ok(at) = table.lengths.binary_search_by_key(&len, |l| l.len) {
                 if let Some(length) = table.lengths.get_mut(at) {
                     length.far.insert(far);
@@ -693,8 +1125,79 @@ impl<V> PatternIndex<V> {
         table.stale = 0;
     }
 
+    /// Rebuilds the gram table's Bloom filter and prefilters from its live
+    /// keys, once stale bits could outnumber live ones.
+    fn rebuild_gram_filters(&mut self) {
+        let (entries, grams) = (&self.entries, &mut self.grams);
+        grams.singles = ByteSet::default();
+        grams.starts.iter_mut().for_each(|w| *w = 0);
+        if let Some(filter) = &mut grams.filter {
+            filter.clear();
+        }
+        let mut keys: Vec<(u64, &[u8])> = Vec::new();
+        for b in grams.buckets.iter() {
+            let mut at = b.head;
+            while let Some(e) = entries.get(at) {
+                keys.push((b.tag, e.key.bytes(&e.pattern)));
+                at = e.link;
+            }
+        }
+        for (tag, key) in keys {
+            grams.admit(key);
+            grams.filter.get_or_insert_with(Filter::new).mark(tag);
+        }
+        grams.stale = 0;
+    }
+
+    /// Calls `visit` with every candidate for `channel`: each entry filed
+    /// under a key the channel carries (once), then each always-checked one.
+    #[inline]
+    fn for_each_candidate<'s>(&'s self, channel: &[u8], mut visit: impl FnMut(u32, &'s Entry<V>)) {
+        let mut chain = |head: u32| {
+            let mut id = head;
+            while let Some(e) = self.entries.get(id) {
+                visit(id, e);
+                id = e.link;
+            }
+        };
+        // Each side's tables are sorted by offset: those within the
+        // channel's length come first.
+        for side in &self.tables {
+            for table in side {
+                if table.offset > channel.len() {
+                    break;
+                }
+                table.probe(channel, self.seed, &mut chain);
+            }
+        }
+        if self.grams.lengths != 0 {
+            let mut hits: SmallVec<[u32; 16]> = SmallVec::new();
+            self.grams.probe(channel, self.seed, &mut hits);
+            hits.iter().for_each(|&head| chain(head));
+        }
+        for &id in &self.always {
+            if let Some(e) = self.entries.get(id) {
+                visit(id, e);
+            }
+        }
+    }
+
+    /// The number of stored patterns that a publish to `channel` tests with
+    /// the matcher (the candidates), each counted once. For step-counting
+    /// tests of the keying rule; not part of the stable API.
+    #[doc(hidden)]
+    pub fn candidates(&self, channel: &[u8]) -> usize {
+        let mut n = 0;
+        self.for_each_candidate(channel, |_, _| n += 1);
+        n
+    }
+
     /// Calls `f` with every stored pattern that matches `channel`, and its
     /// value, in insertion order.
+    ///
+    /// Allocates nothing unless more than 16 distinct patterns match, or
+    /// the channel carries more than 16 distinct floating keys (grams) that
+    /// patterns are filed under; then one buffer, once.
     #[inline]
     pub fn for_each_match(&self, channel: &[u8], mut f: impl FnMut(&Pattern, &V)) {
         self.for_each_match_id(channel, |_, pattern, value| f(pattern, value));
@@ -715,28 +1218,14 @@ impl<V> PatternIndex<V> {
         // pattern, and need neither the buffer nor a sort.
         let mut first: Option<(u32, &Entry<V>)> = None;
         let mut more: SmallVec<[(u32, &Entry<V>); 15]> = SmallVec::new();
-        let mut hit = |id: u32, e: &'s Entry<V>| {
+        self.for_each_candidate(channel, |id: u32, e: &'s Entry<V>| {
             if e.pattern.matches(channel) {
                 match first {
                     None => first = Some((id, e)),
                     Some(_) => more.push((id, e)),
                 }
             }
-        };
-        for table in &self.tables {
-            table.probe(channel, self.seed, |head| {
-                let mut id = head;
-                while let Some(e) = self.entries.get(id) {
-                    hit(id, e);
-                    id = e.link;
-                }
-            });
-        }
-        for &id in &self.always {
-            if let Some(e) = self.entries.get(id) {
-                hit(id, e);
-            }
-        }
+        });
         let Some(first) = first else {
             return;
         };
@@ -757,9 +1246,13 @@ impl<V> PatternIndex<V> {
     }
 
     /// Checks the index's internal invariants: every entry is found by its
-    /// source bytes and filed exactly where its key says; no table, bucket or
-    /// length record is empty; chains end; counts agree. O(n); meant for
-    /// tests and fuzz targets, which call it after every operation.
+    /// source bytes, filed under a key its pattern offers (a literal run, or
+    /// a gram of one, at its place; the always-check list exactly for the
+    /// patterns without a literal byte), and found in that key's bucket;
+    /// tables are sorted; no table, bucket or length record is empty; chains
+    /// end; counts, filters and prefilters agree with the live keys. O(n);
+    /// meant for tests and fuzz targets, which call it after every
+    /// operation.
     ///
     /// # Panics
     ///
@@ -771,8 +1264,9 @@ impl<V> PatternIndex<V> {
             self.entries.len(),
             "one source entry per pattern"
         );
-        let mut filed_literal = 0;
+        let mut filed = 0;
         let mut always = 0;
+        let mut gram_lengths = [0usize; MAX_GRAM];
         for (id, e) in self.entries.iter() {
             assert_eq!(
                 self.id_of(e.pattern.as_bytes()),
@@ -783,72 +1277,124 @@ impl<V> PatternIndex<V> {
                 e.seq < self.next_seq,
                 "sequence numbers are issued in order"
             );
-            match filing(&e.pattern) {
-                Filing::Never => {}
-                Filing::Always => {
+            assert!(
+                offers(&e.pattern, e.key),
+                "entry {id} is filed under {:?}, which its pattern does not offer",
+                e.key
+            );
+            let tag = tag_of(self.seed, &e.pattern, e.key);
+            let buckets = match e.key.kind {
+                KeyKind::Never => continue,
+                KeyKind::Always => {
                     always += 1;
                     assert_eq!(
                         self.always.get(e.link as usize),
                         Some(&id),
                         "always-list position"
                     );
+                    continue;
                 }
-                Filing::Literal(best) => {
-                    filed_literal += 1;
-                    let tag = key_tag(self.seed, best.bytes, best.from_end);
-                    let table = self
-                        .tables
-                        .iter()
-                        .find(|t| t.from_end == best.from_end && t.offset == best.offset)
-                        .unwrap_or_else(|| panic!("no table for entry {id}"));
-                    let bucket = table
-                        .buckets
-                        .find(table_hash(tag), |b| b.tag == tag)
-                        .unwrap_or_else(|| panic!("no bucket for entry {id}"));
-                    let mut at = bucket.head;
-                    let mut found = false;
-                    let mut steps = 0;
-                    while let Some(other) = self.entries.get(at) {
-                        found |= at == id;
-                        steps += 1;
-                        assert!(steps <= self.entries.len(), "chains end");
-                        at = other.link;
+                KeyKind::Gram => {
+                    let key = e.key.bytes(&e.pattern);
+                    gram_lengths[key.len() - 1] += 1;
+                    let grams = &self.grams;
+                    assert!(
+                        grams.filter.as_ref().is_some_and(|f| f.may_hold(tag)),
+                        "the gram filter admits every live gram"
+                    );
+                    match *key {
+                        [b] => assert!(grams.singles.contains(b), "one-byte gram admitted"),
+                        [b0, b1, ..] => {
+                            assert!(grams.starts_with_gram(b0, b1), "gram start admitted")
+                        }
+                        [] => panic!("empty gram"),
                     }
-                    assert_eq!(at, NO_ID, "chains end with NO_ID");
-                    assert!(found, "entry {id} is in its tag's chain");
-                    assert!(table.may_hold(tag), "the filter admits every live key");
+                    &grams.buckets
+                }
+                KeyKind::Start | KeyKind::End => {
+                    let key = e.key.bytes(&e.pattern);
+                    let (from_end, offset) = e.key.place(&e.pattern);
+                    let table = self
+                        .table_at(from_end, offset)
+                        .ok()
+                        .and_then(|t| self.tables[usize::from(from_end)].get(t))
+                        .unwrap_or_else(|| panic!("no table for entry {id}"));
+                    assert!(
+                        table.filter.may_hold(tag),
+                        "the filter admits every live key"
+                    );
                     let length = table
                         .lengths
                         .iter()
-                        .find(|l| l.len == best.bytes.len())
+                        .find(|l| l.len == key.len())
                         .unwrap_or_else(|| panic!("no length record for entry {id}"));
                     assert!(
-                        far_byte(best.bytes, best.from_end)
-                            .is_some_and(|&b| length.far.contains(b)),
+                        far_byte(key, from_end).is_some_and(|&b| length.far.contains(b)),
                         "the far-byte set admits every live key"
                     );
+                    &table.buckets
                 }
+            };
+            filed += 1;
+            let bucket = buckets
+                .find(table_hash(tag), |b| b.tag == tag)
+                .unwrap_or_else(|| panic!("no bucket for entry {id}"));
+            let mut at = bucket.head;
+            let mut found = false;
+            let mut steps = 0;
+            while let Some(other) = self.entries.get(at) {
+                found |= at == id;
+                steps += 1;
+                assert!(steps <= self.entries.len(), "chains end");
+                at = other.link;
             }
+            assert_eq!(at, NO_ID, "chains end with NO_ID");
+            assert!(found, "entry {id} is in its tag's chain");
         }
         assert_eq!(self.always.len(), always, "always list holds its entries");
-        let mut in_chains = 0;
-        for table in &self.tables {
+        assert_eq!(
+            self.grams.entries, gram_lengths,
+            "gram length counts count the entries"
+        );
+        for (i, &n) in self.grams.entries.iter().enumerate() {
+            assert_eq!(
+                self.grams.lengths >> i & 1 != 0,
+                n != 0,
+                "gram length bits mark the lengths held"
+            );
+        }
+        let mut in_chains = self.chained(&self.grams.buckets, KeyKind::Gram);
+        for (side, tables) in self.tables.iter().enumerate() {
+            assert!(
+                tables.windows(2).all(|w| w[0].offset < w[1].offset),
+                "tables sorted by offset, one per place"
+            );
+            assert!(
+                tables.iter().all(|t| usize::from(t.from_end) == side),
+                "tables on their side"
+            );
+        }
+        for table in self.tables.iter().flatten() {
             assert!(!table.buckets.is_empty(), "no empty table");
+            let kind = if table.from_end {
+                KeyKind::End
+            } else {
+                KeyKind::Start
+            };
+            in_chains += self.chained(&table.buckets, kind);
             let mut lengths: Vec<(usize, usize)> = Vec::new();
             for b in table.buckets.iter() {
-                assert!(self.entries.get(b.head).is_some(), "no empty bucket");
                 let mut at = b.head;
                 while let Some(e) = self.entries.get(at) {
-                    in_chains += 1;
-                    let key = key_of(&self.entries, at).unwrap_or_else(|| panic!("keyed entry"));
                     assert_eq!(
-                        key_tag(self.seed, key, table.from_end),
-                        b.tag,
-                        "entry in its tag's chain"
+                        e.key.place(&e.pattern),
+                        (table.from_end, table.offset),
+                        "entry in its place's table"
                     );
-                    match lengths.iter_mut().find(|(l, _)| *l == key.len()) {
+                    let len = usize::from(e.key.len);
+                    match lengths.iter_mut().find(|(l, _)| *l == len) {
                         Some((_, n)) => *n += 1,
-                        None => lengths.push((key.len(), 1)),
+                        None => lengths.push((len, 1)),
                     }
                     at = e.link;
                 }
@@ -858,29 +1404,40 @@ impl<V> PatternIndex<V> {
                 table.lengths.iter().map(|l| (l.len, l.entries)).collect();
             assert_eq!(lengths, records, "length records count the entries");
         }
-        assert_eq!(
-            in_chains, filed_literal,
-            "each literal-filed entry is in one chain"
-        );
+        assert_eq!(in_chains, filed, "each filed entry is in one chain");
         if self.entries.len() == 0 {
             assert!(
-                self.tables.is_empty() && self.always.is_empty(),
+                self.tables.iter().all(Vec::is_empty)
+                    && self.always.is_empty()
+                    && self.grams.buckets.is_empty(),
                 "empty index holds nothing"
             );
         }
     }
-}
 
-/// The far byte of a key: the last one walked.
-fn far_byte(key: &[u8], from_end: bool) -> Option<&u8> {
-    if from_end { key.first() } else { key.last() }
-}
-
-/// The literal key the stored entry `id` is filed under.
-fn key_of<V>(entries: &Slab<Entry<V>>, id: u32) -> Option<&[u8]> {
-    match filing(&entries.get(id)?.pattern) {
-        Filing::Literal(f) => Some(f.bytes),
-        _ => None,
+    /// Checks the chains of `buckets`, whose entries are keyed by `kind`:
+    /// each entry's tag is its bucket's, and each bucket counts its chain.
+    /// Returns the number of entries in them.
+    fn chained(&self, buckets: &HashTable<Bucket>, kind: KeyKind) -> usize {
+        let mut n = 0;
+        for b in buckets.iter() {
+            assert!(self.entries.get(b.head).is_some(), "no empty bucket");
+            let mut at = b.head;
+            let mut count = 0;
+            while let Some(e) = self.entries.get(at) {
+                assert_eq!(e.key.kind, kind, "entry in a table of its kind");
+                assert_eq!(
+                    tag_of(self.seed, &e.pattern, e.key),
+                    b.tag,
+                    "entry in its tag's chain"
+                );
+                count += 1;
+                at = e.link;
+            }
+            assert_eq!(count, b.count, "a bucket counts its chain");
+            n += count as usize;
+        }
+        n
     }
 }
 

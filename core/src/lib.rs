@@ -10,7 +10,7 @@
 //! // PUBLISH's routes: the exact channel's, then each matching pattern's.
 //! let mut routes = Vec::new();
 //! registry.for_each_route(b"orders:1", |route| {
-//!     routes.push((route.namespace(), route.subscribers().collect::<Vec<_>>()));
+//!     routes.push((route.namespace(), route.subscribers().iter().copied().collect::<Vec<_>>()));
 //! });
 //! assert_eq!(routes, [(Namespace::Channel, vec![1]), (Namespace::Pattern, vec![2])]);
 //! assert_eq!(registry.publish(b"orders:1", |_, _| {}), 2); // Redis's PUBLISH reply
@@ -72,11 +72,12 @@ pub mod glob;
 mod held;
 pub mod index;
 pub mod keyspace;
+mod members;
 pub mod registry;
 mod slab;
 pub mod slot;
 
 pub use glob::Pattern;
 pub use index::PatternIndex;
-pub use registry::{Change, Confirmation, Counts, Namespace, Registry, Route};
+pub use registry::{Change, Confirmation, Counts, Namespace, Registry, Route, SubscriberList};
 pub use slab::CapacityError;

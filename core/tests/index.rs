@@ -158,28 +158,86 @@ fn reinserting_keeps_the_place_and_removing_loses_it() {
     index.check_invariants();
 }
 
+/// Whether `pattern` has a literal byte: a byte that is not `*`, `?` or
+/// part of a class, an escaped byte, or a class of exactly one member
+/// (counted with the reference matcher).
+fn has_literal(pattern: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&c) = pattern.get(i) {
+        match c {
+            b'*' | b'?' => i += 1,
+            b'\\' => return true,
+            b'[' => {
+                let start = i;
+                i += 1;
+                if pattern.get(i) == Some(&b'^') {
+                    i += 1;
+                }
+                while let Some(&c) = pattern.get(i) {
+                    match (c, pattern.get(i + 1), pattern.get(i + 2)) {
+                        (b'\\', Some(_), _) => i += 2,
+                        (b']', _, _) => {
+                            i += 1;
+                            break;
+                        }
+                        (_, Some(b'-'), Some(_)) => i += 3,
+                        _ => i += 1,
+                    }
+                }
+                let class = &pattern[start..i];
+                let members = (0..=255u8)
+                    .filter(|&b| reference_matches(class, &[b]))
+                    .count();
+                if members == 1 {
+                    return true;
+                }
+            }
+            _ => return true,
+        }
+    }
+    false
+}
+
 #[test]
-fn always_checked_counts_only_patterns_without_a_fixed_literal() {
-    let literal_free: [&[u8]; 8] = [
-        b"*", b"?*", b"[a-z]*", b"*foo*", b"", b"?", b"[ab]", b"*[^]*",
+fn always_checked_counts_only_patterns_without_a_literal_byte() {
+    let literal_free: [&[u8]; 9] = [
+        b"*",
+        b"?*",
+        b"[a-z]*",
+        b"*?*",
+        b"",
+        b"?",
+        b"[ab]",
+        b"*[^]*",
+        b"[ab]*[^x]",
     ];
-    let with_literal: [&[u8]; 8] = [
-        b"a*", b"*a", b"?a*", b"[a]*", b"\\*", b"a?c", b"*x*y", b"x*y*",
+    let with_literal: [&[u8]; 12] = [
+        b"a*", b"*a", b"?a*", b"[a]*", b"\\*", b"a?c", b"*x*y", b"x*y*", b"*foo*", b"*?x?*",
+        b"*[ab]x*", b"?*y*?",
     ];
     let never: [&[u8]; 3] = [b"[]x", b"x[", b"*[]*"];
+    for p in literal_free {
+        assert!(!has_literal(p), "{:?}", String::from_utf8_lossy(p));
+    }
+    for p in with_literal {
+        assert!(has_literal(p), "{:?}", String::from_utf8_lossy(p));
+    }
     let mut index = PatternIndex::new();
     for p in with_literal.iter().chain(&never) {
         index.insert(p, ());
     }
     assert_eq!(index.always_checked(), 0);
+    // A channel that shares no byte with any of them tests none of them.
+    assert_eq!(index.candidates(b"\x01\x02\x03"), 0);
     for (i, p) in literal_free.iter().enumerate() {
         index.insert(p, ());
         assert_eq!(index.always_checked(), i + 1);
         index.check_invariants();
     }
-    assert_eq!(index.len(), 19);
+    assert_eq!(index.len(), 24);
+    assert_eq!(index.candidates(b"\x01\x02\x03"), literal_free.len());
     index.insert(b"*", ());
-    assert_eq!(index.always_checked(), 8, "a pattern is stored once");
+    assert_eq!(index.always_checked(), 9, "a pattern is stored once");
 
     let mut all: Vec<&[u8]> = literal_free.to_vec();
     all.extend(with_literal);
@@ -193,6 +251,8 @@ fn always_checked_counts_only_patterns_without_a_fixed_literal() {
         b"x1y",
         b"xay",
         b"[]x",
+        b"axb",
+        b"yxy",
     ] {
         let expected: Vec<&[u8]> = all
             .iter()
@@ -206,13 +266,21 @@ fn always_checked_counts_only_patterns_without_a_fixed_literal() {
         assert_eq!(got, expected, "{:?}", String::from_utf8_lossy(channel));
     }
 
-    index.remove(b"*foo*");
+    index.remove(b"*?*");
     index.remove(b"[ab]");
-    assert_eq!(index.always_checked(), 6);
+    assert_eq!(index.always_checked(), 7);
     index.check_invariants();
     assert_eq!(
         matches(&index, b"xfooy"),
-        [&b"*x*y"[..], b"x*y*", b"*", b"?*", b"[a-z]*", b"*[^]*"]
+        [
+            &b"*x*y"[..],
+            b"x*y*",
+            b"*foo*",
+            b"*",
+            b"?*",
+            b"[a-z]*",
+            b"*[^]*",
+        ]
     );
 }
 
@@ -522,17 +590,82 @@ fn many_patterns_sharing_key_shapes() {
 
 // ---------------------------------------------------------------- proptest
 
-/// Patterns over a metacharacter-heavy alphabet, or over a literal-heavy one
-/// (longer literal runs, several key lengths per table).
+/// A literal run from a small alphabet, so that literals of different
+/// patterns share bytes, grams and whole keys.
+fn lit() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(b"aab:.".to_vec()), 1..11)
+}
+
+/// A one-byte element that is not a literal: a `?` or a class.
+fn wild() -> impl Strategy<Value = Vec<u8>> {
+    prop::sample::select(vec![
+        b"?".to_vec(),
+        b"[ab]".to_vec(),
+        b"[^a]".to_vec(),
+        b"[a-c]".to_vec(),
+    ])
+}
+
+/// Patterns of the index's shape families:
+/// - a literal only between stars (`*lit*`), one or several (`*l1*l2*`);
+/// - a prefix shared by many and a distinct suffix (`pre*suf`, `pre*?suf`);
+/// - a `?` or a class, then a literal (`?lit*`, `[ab]lit*l2`);
+/// - a literal, then stars and a floating literal and a suffix
+///   (`lit*l2*l3`);
+/// - and, as before, patterns over a metacharacter-heavy alphabet or over a
+///   literal-heavy one (longer literal runs, several key lengths per table).
 fn pattern() -> impl Strategy<Value = Vec<u8>> {
+    let join = |parts: Vec<Vec<u8>>| parts.concat();
     prop_oneof![
         prop::collection::vec(prop::sample::select(b"ab:.*?[]^-\\".to_vec()), 0..8),
         prop::collection::vec(prop::sample::select(b"aab.*?".to_vec()), 0..12),
+        lit().prop_map(move |l| join(vec![b"*".to_vec(), l, b"*".to_vec()])),
+        prop::collection::vec(lit(), 2..4).prop_map(|ls| {
+            let mut p = b"*".to_vec();
+            for l in ls {
+                p.extend(l);
+                p.push(b'*');
+            }
+            p
+        }),
+        (
+            prop::sample::select(vec![b"ab:".to_vec(), b"a.".to_vec()]),
+            prop::option::of(wild()),
+            lit()
+        )
+            .prop_map(move |(pre, w, suf)| join(vec![
+                pre,
+                b"*".to_vec(),
+                w.unwrap_or_default(),
+                suf
+            ])),
+        (
+            prop::collection::vec(wild(), 1..3),
+            lit(),
+            prop::option::of(lit())
+        )
+            .prop_map(move |(ws, l, l2)| {
+                let mut p = ws.concat();
+                p.extend(l);
+                p.push(b'*');
+                p.extend(l2.unwrap_or_default());
+                p
+            }),
+        (lit(), lit(), lit()).prop_map(move |(a, b, c)| join(vec![
+            a,
+            b"*".to_vec(),
+            b,
+            b"*?".to_vec(),
+            c
+        ])),
     ]
 }
 
 fn channel() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(prop::sample::select(b"aab:.-]^\\*?[".to_vec()), 0..10)
+    prop_oneof![
+        prop::collection::vec(prop::sample::select(b"aab:.-]^\\*?[".to_vec()), 0..10),
+        prop::collection::vec(prop::sample::select(b"aab:.".to_vec()), 0..30),
+    ]
 }
 
 /// A text likely to match `pattern`: stars become nothing or one byte,
@@ -647,12 +780,12 @@ proptest! {
             prop_assert_eq!(index.is_empty(), live.is_empty());
             let always = live
                 .iter()
-                .filter(|(p, _)| {
-                    let p = Pattern::new(p);
-                    !p.never_matches() && p.fixed_literals().next().is_none()
-                })
+                .filter(|(p, _)| !Pattern::new(p).never_matches() && !has_literal(p))
                 .count();
             prop_assert_eq!(index.always_checked(), always);
+            // The keying rule: a channel that shares no byte with any
+            // pattern tests only the patterns without a literal byte.
+            prop_assert_eq!(index.candidates(b"\x01\x02"), always);
             prop_assert_eq!(
                 index.get(touched).map(|(p, v)| (p.as_bytes().to_vec(), *v)),
                 live.iter().find(|(q, _)| q == touched).cloned()
@@ -716,4 +849,182 @@ fn filter_rebuild_after_many_removals_keeps_every_live_key() {
         index.for_each_match(format!("xp{i}:").as_bytes(), |_, _| none += 1);
         assert_eq!(none, 0);
     }
+}
+
+// ------------------------------------------------------- step counts
+
+/// One shape family: its pattern number `i`, and channels to publish to.
+/// Each matches only patterns below 1000 (so the same ones at both sizes),
+/// or none; some nearly carry the key of a pattern above 1000.
+struct Family {
+    name: &'static str,
+    pattern: fn(usize) -> String,
+    channels: &'static [&'static str],
+}
+
+/// The shapes of the mixed family, by `i % 13`.
+fn mixed(i: usize) -> String {
+    match i % 13 {
+        0 => format!("p{i}:*"),
+        1 => format!("*:s{i}"),
+        2 => format!("*.{i}"),
+        3 => format!("[xyz]{i}.*"),
+        4 => format!("?{i}:*"),
+        5 => format!("[abc]{i}:*"),
+        6 => format!("*:{i}:*"),
+        7 => format!("*news.{i}*"),
+        8 => format!("tenant:*:orders:{i}"),
+        9 => format!("user:*:{i}"),
+        10 => format!("*.{i}.*.json"),
+        11 => format!("*/{i}/*/v*"),
+        _ => format!("*-{i}-*"),
+    }
+}
+
+const FAMILIES: [Family; 6] = [
+    Family {
+        name: "prefix",
+        pattern: |i| format!("p{i}:*"),
+        channels: &["p500:x", "p7:", "p:x", "q500:x", "p5000;x"],
+    },
+    Family {
+        name: "class or ? then a literal",
+        pattern: |i| {
+            if i % 2 == 0 {
+                format!("[xyz]{i}.*")
+            } else {
+                format!("?{i}:*")
+            }
+        },
+        channels: &["y500.z", "q501:r", "y501.z", "w500.z", "y5000;z"],
+    },
+    Family {
+        name: "a literal only between stars",
+        pattern: |i| {
+            if i % 2 == 0 {
+                format!("*:{i}:*")
+            } else {
+                format!("*news.{i}*")
+            }
+        },
+        channels: &[
+            "feed:500:x",
+            "a.news.501.b",
+            "news.9",
+            "feed:500:news.501",
+            "x:5000;y",
+            "nothing",
+        ],
+    },
+    Family {
+        name: "a shared prefix, a distinct suffix",
+        pattern: |i| {
+            if i % 2 == 0 {
+                format!("tenant:*:orders:{i}")
+            } else {
+                format!("user:*:{i}")
+            }
+        },
+        channels: &[
+            "tenant:7:orders:500",
+            "user:9:501",
+            "tenant:7:orders:",
+            "user:9:x",
+            "tenant:7:orders:5000x",
+        ],
+    },
+    Family {
+        name: "several literals between stars",
+        pattern: |i| {
+            if i % 2 == 0 {
+                format!("*.{i}.*.json")
+            } else {
+                format!("*/{i}/*/v*")
+            }
+        },
+        channels: &[
+            "feed.500.day.json",
+            "a/501/b/v1",
+            "feed.500.day.xml",
+            "x.json",
+            "a.5000;day.json",
+        ],
+    },
+    Family {
+        name: "mixed",
+        pattern: mixed,
+        channels: &[
+            "tenant:500:orders:502",
+            "p13:x",
+            "x.news.514.json",
+            "a/505/b/v2",
+            "y510.z-519-",
+            "user:1:516",
+            "zz",
+        ],
+    },
+];
+
+/// The candidates (patterns tested with the matcher) and the matches of a
+/// publish to each channel, with patterns `0..n` of `family`.
+fn counts(family: &Family, n: usize) -> Vec<(usize, Vec<Vec<u8>>)> {
+    let mut index = PatternIndex::new();
+    for i in 0..n {
+        index.insert((family.pattern)(i).as_bytes(), i);
+    }
+    assert_eq!(index.len(), n, "{}", family.name);
+    assert_eq!(index.always_checked(), 0, "{}", family.name);
+    family
+        .channels
+        .iter()
+        .map(|c| {
+            (
+                index.candidates(c.as_bytes()),
+                matches(&index, c.as_bytes()),
+            )
+        })
+        .collect()
+}
+
+/// For every shape family, a publish examines the same candidates with
+/// 1,000 patterns as with 100,000 (the same 1,000 and 99,000 that do not
+/// match): the cost does not grow with the patterns that share no key with
+/// the channel. And it examines few: at most one or two per pattern that
+/// matches, plus the first pattern filed under a shared literal.
+#[test]
+fn candidates_do_not_grow_with_non_matching_patterns() {
+    std::thread::scope(|scope| {
+        for family in &FAMILIES {
+            scope.spawn(move || {
+                let small = counts(family, 1_000);
+                let large = counts(family, 100_000);
+                for ((channel, (c_small, m_small)), (c_large, m_large)) in
+                    family.channels.iter().zip(&small).zip(&large)
+                {
+                    assert_eq!(
+                        m_small, m_large,
+                        "{}: {channel} matches the same patterns",
+                        family.name
+                    );
+                    assert_eq!(
+                        c_small, c_large,
+                        "{}: candidates for {channel} at 1k and 100k",
+                        family.name
+                    );
+                    assert!(
+                        *c_large <= 2 * m_large.len() + 2,
+                        "{}: {c_large} candidates for {channel}, {} matches",
+                        family.name,
+                        m_large.len()
+                    );
+                }
+                // Every channel here matches a pattern, or none.
+                assert!(
+                    small.iter().any(|(_, m)| !m.is_empty()),
+                    "{}: some channel matches",
+                    family.name
+                );
+            });
+        }
+    });
 }

@@ -146,7 +146,7 @@ fn spublish<V>(r: &Registry<u64, V>, channel: &[u8]) -> (usize, Vec<u64>) {
 type RouteParts = (Namespace, Vec<u8>, Option<Vec<u8>>, Vec<u64>);
 
 fn parts<V>(route: Route<'_, u64, V>) -> RouteParts {
-    let subscribers: Vec<u64> = route.subscribers().collect();
+    let subscribers: Vec<u64> = route.subscribers().iter().copied().collect();
     assert_eq!(route.len(), subscribers.len());
     assert!(!route.is_empty());
     (

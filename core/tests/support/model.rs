@@ -198,7 +198,7 @@ impl<S: Copy + Eq> RouteView<S> {
             namespace: route.namespace(),
             name: route.name().to_vec(),
             pattern: route.pattern().map(|p| p.as_bytes().to_vec()),
-            subscribers: route.subscribers().collect(),
+            subscribers: route.subscribers().iter().copied().collect(),
             len: route.len(),
             value: route.value().view(),
         }
