@@ -536,9 +536,9 @@ fn counts_of(held: Held, sets: &Sets) -> Counts {
 /// deliveries and confirmations that carry it, in a slab of records named by
 /// `u32` ids; the hash tables that find names and subscribers hold only those
 /// ids, and a subscriber's own set holds the ids of what it holds, inline
-/// while it holds one name. About 95 bytes per exact subscription and 130 per
-/// pattern subscription beyond the name bytes, at a million, with `V = ()`
-/// (see the README's memory table). The ids bound each namespace's names,
+/// while it holds one name. About 31–94 bytes per exact subscription and
+/// 38–171 per pattern subscription beyond the name bytes, at a million,
+/// with `V = ()` (see the README's memory table). The ids bound each namespace's names,
 /// and the subscribers, to 2^32 − 1: [`subscribe`](Self::subscribe) reports a
 /// [`CapacityError`] there.
 pub struct Registry<S, V = ()> {

@@ -363,7 +363,10 @@ impl<T> BrokerState<T> {
                 let n = route.deliver(&message, &mut out);
                 drop(routes);
                 drop(registry);
-                out.mine.push(message);
+                self.finish(&mut out);
+                // Dropped with no lock held: the last handle runs the
+                // payload's `Drop`.
+                drop(message);
                 n
             }
             _ => {
@@ -400,13 +403,13 @@ impl<T> BrokerState<T> {
                 }
                 drop(stripe);
                 drop(routes);
-                out.mine.extend(messages);
+                self.finish(&mut out);
+                drop(messages);
                 n
             }
         };
-        self.finish(&mut out);
-        // Dropping the rest (discarded messages, the publisher's own
-        // handles, references a ring gave up) may run payloads' `Drop`.
+        // Dropping the rest (discarded messages, references a ring gave up)
+        // may run payloads' `Drop`.
         drop(out);
         n
     }
@@ -415,19 +418,14 @@ impl<T> BrokerState<T> {
     #[inline]
     fn finish(&self, out: &mut Outcome<T>) {
         let c = &self.counters;
-        if out.lagged > 0 {
-            c.lagged.fetch_add(out.lagged, Ordering::Relaxed);
-        }
-        if !out.doomed.is_empty() {
-            self.reap(std::mem::take(&mut out.doomed));
-        }
-        if !out.wake.is_empty() {
-            for m in out.wake.drain(..) {
+        if let Some(rare) = out.rare.as_deref_mut() {
+            if !rare.doomed.is_empty() {
+                self.reap(std::mem::take(&mut rare.doomed));
+            }
+            for m in rare.wake.drain(..) {
                 m.wake();
             }
-        }
-        if !out.waits.is_empty() {
-            for (member, pos) in out.waits.drain(..) {
+            for (member, pos) in rare.waits.drain(..) {
                 let deadline = match member.options.policy {
                     Policy::Block { timeout } => Instant::now().checked_add(timeout),
                     _ => None,
@@ -442,16 +440,19 @@ impl<T> BrokerState<T> {
                 drop(given_up);
             }
         }
+        if out.lagged > 0 {
+            c.lagged.fetch_add(out.lagged, Ordering::Relaxed);
+        }
         if out.delivered > 0 {
             c.delivered.fetch_add(out.delivered, Ordering::Relaxed);
         }
         if out.dropped > 0 {
             c.dropped.fetch_add(out.dropped, Ordering::Relaxed);
         }
-        if !out.calls.is_empty() {
+        if let Some(rare) = out.rare.as_deref_mut() {
             // A handler may panic: what is left of `out` is dropped on the
             // way out, with no lock held.
-            for (handler, message) in std::mem::take(&mut out.calls) {
+            for (handler, message) in std::mem::take(&mut rare.calls) {
                 handler.call(message);
             }
         }

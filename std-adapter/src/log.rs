@@ -215,7 +215,11 @@ impl Releases {
 
 impl Drop for Releases {
     /// Gives every reference up.
+    #[inline]
     fn drop(&mut self) {
+        if self.list.is_empty() {
+            return;
+        }
         for (ptr, n, release) in self.list.drain(..) {
             // SAFETY: each entry owns `n` prepaid references of `ptr` (see
             // `push`'s callers), given up exactly once, here: the entry

@@ -177,18 +177,19 @@ impl Closed {
     }
 }
 
-/// What a publisher did with one delivery to a member.
-pub(crate) enum Offer {
-    /// Queued (or handed to a handler).
+/// What a publisher did with one delivery to a member; a discarded
+/// message comes back with it.
+pub(crate) enum Offer<T> {
+    /// Queued.
     Delivered,
-    /// Queued after discarding the oldest.
-    DeliveredLagged,
+    /// Queued after discarding the oldest, returned here.
+    DeliveredLagged(Message<T>),
     /// Discarded by the policy, or the member is closed.
-    Dropped,
+    Dropped(Message<T>),
     /// Queued past the capacity at this position: wait for room.
     Wait(u64),
     /// The queue overflowed under `Disconnect`: the member is doomed.
-    Overflowed,
+    Overflowed(Message<T>),
 }
 
 /// What a reader found in its queue.
@@ -237,34 +238,24 @@ impl<T> Member<T> {
     }
 
     /// A publisher's delivery of `message`, under the route's lock. A
-    /// message that is discarded goes to `garbage`; a reader to wake is
-    /// reported through `wake`.
-    pub(crate) fn offer(
-        &self,
-        message: Message<T>,
-        garbage: &mut Vec<Message<T>>,
-        wake: &mut bool,
-    ) -> Offer {
+    /// message that is discarded comes back in the outcome (to drop outside
+    /// the lock); a reader to wake is reported through `wake`.
+    pub(crate) fn offer(&self, message: Message<T>, wake: &mut bool) -> Offer<T> {
         let mut q = lock(&self.queue);
         if q.closed.is_some() || self.is_doomed() {
-            garbage.push(message);
-            return Offer::Dropped;
+            return Offer::Dropped(message);
         }
         let capacity = self.options.capacity;
         let mut outcome = Offer::Delivered;
         if q.live() >= capacity {
             match self.options.policy {
-                Policy::DropNewest => {
-                    garbage.push(message);
-                    return Offer::Dropped;
-                }
+                Policy::DropNewest => return Offer::Dropped(message),
                 Policy::Disconnect => {
                     q.closed = Some(Closed::Overflow);
                     self.doomed.store(true, Ordering::Release);
                     self.queued.store(true, Ordering::Release);
-                    garbage.push(message);
                     *wake |= std::mem::take(&mut q.waiting);
-                    return Offer::Overflowed;
+                    return Offer::Overflowed(message);
                 }
                 Policy::DropOldest => {
                     let b = q.body();
@@ -273,11 +264,10 @@ impl<T> Member<T> {
                         if let Some(old) = entry {
                             b.live -= 1;
                             b.lag += 1;
-                            garbage.push(old);
+                            outcome = Offer::DeliveredLagged(old);
                             break;
                         }
                     }
-                    outcome = Offer::DeliveredLagged;
                 }
                 Policy::Block { .. } => {
                     let b = q.body();

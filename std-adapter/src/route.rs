@@ -175,10 +175,22 @@ fn leave_log<T>(
     (lost, delivered, empty)
 }
 
-/// What a publish leaves to do once every lock is released. Its fields drop
-/// in order: discarded messages, the publisher's own handles, then the
-/// references a ring gave up (each may run a payload's `Drop`).
+/// What a publish leaves to do once every lock is released. Most publishes
+/// leave nothing but counts: what else there is (wake-ups, waits, handler
+/// calls, members to remove, messages to drop) is boxed on first use. The
+/// fields drop in order: the rare work's messages, then the references a
+/// ring gave up (each may run a payload's `Drop`).
 pub(crate) struct Outcome<T> {
+    pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
+    pub(crate) lagged: u64,
+    pub(crate) rare: Option<Box<Rare<T>>>,
+    /// Ring references given up by evictions.
+    pub(crate) releases: Releases,
+}
+
+/// The less common things a publish leaves to do.
+pub(crate) struct Rare<T> {
     /// Subscribers to wake.
     pub(crate) wake: Vec<Arc<Member<T>>>,
     /// Subscribers that overflowed under `Disconnect`: to remove.
@@ -189,28 +201,30 @@ pub(crate) struct Outcome<T> {
     pub(crate) calls: Vec<(HandlerFn<T>, Message<T>)>,
     /// Messages discarded: dropping one may run its payload's `Drop`.
     pub(crate) garbage: Vec<Message<T>>,
-    /// The publisher's own handles on its messages.
-    pub(crate) mine: SmallVec<[Message<T>; 2]>,
-    /// Ring references given up by evictions.
-    pub(crate) releases: Releases,
-    pub(crate) delivered: u64,
-    pub(crate) dropped: u64,
-    pub(crate) lagged: u64,
+}
+
+impl<T> Outcome<T> {
+    pub(crate) fn rare(&mut self) -> &mut Rare<T> {
+        self.rare.get_or_insert_with(|| {
+            Box::new(Rare {
+                wake: Vec::new(),
+                doomed: Vec::new(),
+                waits: Vec::new(),
+                calls: Vec::new(),
+                garbage: Vec::new(),
+            })
+        })
+    }
 }
 
 impl<T> Default for Outcome<T> {
     fn default() -> Self {
         Outcome {
-            wake: Vec::new(),
-            doomed: Vec::new(),
-            waits: Vec::new(),
-            calls: Vec::new(),
-            garbage: Vec::new(),
-            mine: SmallVec::new(),
-            releases: Releases::default(),
             delivered: 0,
             dropped: 0,
             lagged: 0,
+            rare: None,
+            releases: Releases::default(),
         }
     }
 }
@@ -418,9 +432,10 @@ impl<T> Route<T> {
                 out.lagged += log.take_lagged();
             }
             if n > 0 && !rings.waiters.is_empty() {
+                let wake = &mut out.rare().wake;
                 for m in rings.waiters.drain(..) {
                     m.armed.store(false, Ordering::Release);
-                    out.wake.push(m);
+                    wake.push(m);
                 }
             }
             out.delivered += n as u64;
@@ -444,31 +459,35 @@ impl<T> Route<T> {
             let handle = Message::from_shared(unsafe { Shared::from_prepaid(raw) });
             n += 1;
             if let Some(handler) = &m.handler {
-                out.calls.push((handler.clone(), handle));
+                out.rare().calls.push((handler.clone(), handle));
                 out.delivered += 1;
                 continue;
             }
             let mut wake = false;
-            match m.offer(handle, &mut out.garbage, &mut wake) {
+            match m.offer(handle, &mut wake) {
                 Offer::Delivered => out.delivered += 1,
-                Offer::DeliveredLagged => {
+                Offer::DeliveredLagged(old) => {
                     out.delivered += 1;
                     out.lagged += 1;
                     m.lagged.fetch_add(1, Ordering::Relaxed);
+                    out.rare().garbage.push(old);
                 }
-                Offer::Dropped => {
+                Offer::Dropped(gone) => {
                     out.dropped += 1;
                     m.dropped.fetch_add(1, Ordering::Relaxed);
+                    out.rare().garbage.push(gone);
                 }
-                Offer::Wait(pos) => out.waits.push((Arc::clone(m), pos)),
-                Offer::Overflowed => {
+                Offer::Wait(pos) => out.rare().waits.push((Arc::clone(m), pos)),
+                Offer::Overflowed(gone) => {
                     out.dropped += 1;
                     m.dropped.fetch_add(1, Ordering::Relaxed);
-                    out.doomed.push(Arc::clone(m));
+                    let rare = out.rare();
+                    rare.garbage.push(gone);
+                    rare.doomed.push(Arc::clone(m));
                 }
             }
             if wake {
-                out.wake.push(Arc::clone(m));
+                out.rare().wake.push(Arc::clone(m));
             }
         }
         n
