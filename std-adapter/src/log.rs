@@ -99,7 +99,9 @@ struct Slot {
 pub(crate) struct Ring<B> {
     mask: u64,
     slots: Box<[Slot]>,
-    _body: std::marker::PhantomData<fn() -> B>,
+    /// The slots own references to `B`s, prepaid: the ring is `Send` and
+    /// `Sync` exactly when a `Shared<B>` is.
+    _body: std::marker::PhantomData<Shared<B>>,
 }
 
 impl<B> Ring<B> {
@@ -232,12 +234,6 @@ impl Drop for Releases {
     }
 }
 
-// SAFETY: a `Releases` only carries references to give up; the bodies they
-// point to are `Send + Sync` (`Shared`'s bounds, checked where they are
-// pushed from a `Shared<B>`), so giving them up on another thread is what
-// dropping a `Shared<B>` there would do.
-#[allow(unsafe_code)]
-unsafe impl Send for Releases {}
 
 /// The writer's side of a log, kept under the route's lock.
 pub(crate) struct Log<B> {
