@@ -61,6 +61,7 @@ use redis::{ErrorKind, Value};
 use tidings_core::Namespace;
 
 use crate::broker::Broker;
+use crate::telemetry::BridgeTelemetry;
 use control::Control;
 use topology::{NodeAddr, route};
 
@@ -551,6 +552,7 @@ impl BridgeBuilder {
         let (events, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             counters: Counters::default(),
+            telemetry: BridgeTelemetry::new(&broker.state().telemetry),
             routing: RwLock::new(Routing {
                 nodes: Vec::new(),
                 slots: None,
@@ -730,6 +732,8 @@ impl Settings {
 /// What the bridge's threads share with the publishing threads.
 struct Shared {
     counters: Counters,
+    /// Feature `metrics`: the handles the bridge reports through.
+    telemetry: BridgeTelemetry,
     /// Which publisher connection takes a publish.
     routing: RwLock<Routing>,
     /// To the control thread.
@@ -755,6 +759,7 @@ impl Shared {
             Err(_) => &self.counters.lost,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.published(result.is_ok());
         result
     }
 
@@ -977,6 +982,7 @@ mod tests {
         let (events, rx) = crossbeam_channel::unbounded();
         let shared = Shared {
             counters: Counters::default(),
+            telemetry: BridgeTelemetry::new(&crate::telemetry::BrokerTelemetry::new(None)),
             routing: RwLock::new(Routing {
                 nodes: nodes
                     .iter()

@@ -27,6 +27,7 @@ use tidings_core::registry::PatternId;
 use crate::log::{Log, Releases, Ring};
 use crate::message::{Body, Message, Shared};
 use crate::queue::{HandlerFn, Member, Offer, lock};
+use crate::telemetry::DroppedBy;
 
 /// One route.
 pub(crate) struct Route<T> {
@@ -195,6 +196,8 @@ pub(crate) struct Outcome<T> {
     pub(crate) releases: Releases,
     pub(crate) delivered: u64,
     pub(crate) dropped: u64,
+    /// Feature `metrics`: `dropped` by the subscribers' policies.
+    pub(crate) dropped_by: DroppedBy,
     pub(crate) lagged: u64,
 }
 
@@ -210,6 +213,7 @@ impl<T> Default for Outcome<T> {
             releases: Releases::default(),
             delivered: 0,
             dropped: 0,
+            dropped_by: DroppedBy::default(),
             lagged: 0,
         }
     }
@@ -458,11 +462,13 @@ impl<T> Route<T> {
                 }
                 Offer::Dropped => {
                     out.dropped += 1;
+                    out.dropped_by.add(m.options.policy);
                     m.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 Offer::Wait(pos) => out.waits.push((Arc::clone(m), pos)),
                 Offer::Overflowed => {
                     out.dropped += 1;
+                    out.dropped_by.add(m.options.policy);
                     m.dropped.fetch_add(1, Ordering::Relaxed);
                     out.doomed.push(Arc::clone(m));
                 }

@@ -235,6 +235,7 @@ where
             .counters
             .connected
             .store(false, Ordering::Relaxed);
+        self.shared.telemetry.connected(false);
     }
 
     /// Applies one event; `false` means stop.
@@ -361,6 +362,7 @@ where
                 .counters
                 .reconnects
                 .fetch_add(1, Ordering::Relaxed);
+            self.shared.telemetry.reconnected();
         }
         node.was_up = true;
         self.dirty.extend(self.desired.iter().cloned());
@@ -389,6 +391,7 @@ where
             .counters
             .disconnects
             .fetch_add(1, Ordering::Relaxed);
+        self.shared.telemetry.disconnected();
         self.backoff(i, why);
     }
 
@@ -585,6 +588,7 @@ where
     fn update_connected(&self) {
         let up = !self.nodes.is_empty() && self.nodes.iter().all(Node::is_up);
         self.shared.counters.connected.store(up, Ordering::Relaxed);
+        self.shared.telemetry.connected(up);
     }
 
     /// Makes the publishers route through the current nodes and slots.
