@@ -218,6 +218,12 @@ type Key = (Namespace, Arc<[u8]>);
 ///   (and so every subscriber of that node's connection) for up to the
 ///   timeout; if that makes Redis's output buffer overflow, Redis
 ///   disconnects the bridge and it reconnects as above.
+/// - **Knowing what may have been missed** ([`Bridge::connection_events`]):
+///   a [`ConnectionEvent::Lost`] when a connection is lost, and a
+///   [`ConnectionEvent::Resubscribed`] once Redis has confirmed every
+///   subscription again. Between the two, messages may have been missed;
+///   whatever depends on seeing every message (a cache invalidated by
+///   them) resynchronizes on these events instead of polling.
 /// - **Metrics** ([`Bridge::metrics`]): whether every connection is up,
 ///   reconnects and disconnects, messages in and out, local deliveries, and
 ///   lost publishes. [`Bridge::last_error`] says what went wrong last.
@@ -411,6 +417,61 @@ impl Bridge {
             Err(RecvTimeoutError::Timeout) => Err(BridgeError::Timeout),
             Err(RecvTimeoutError::Disconnected) => Err(BridgeError::Closed),
         }
+    }
+
+    /// A channel of this bridge's connection events: [`ConnectionEvent::Lost`]
+    /// when a Redis node's connection is lost (from then on, messages for
+    /// the subscriptions held through it may be missed), and
+    /// [`ConnectionEvent::Resubscribed`] once the bridge has reconnected
+    /// and Redis has confirmed every subscription again (as
+    /// [`Bridge::sync`] waits for: the `SUBSCRIBE`s are applied, so what is
+    /// published from then on arrives).
+    ///
+    /// This is how a node learns that it may have missed messages: Redis
+    /// pub/sub is at most once, and nothing published during an outage is
+    /// replayed. A cache invalidated by messages, for example, flushes on
+    /// `Lost` and caches again after `Resubscribed` (see the
+    /// `cache_invalidation` example).
+    ///
+    /// - **Starts from the picture.** The receiver first gets a `Lost` for
+    ///   every node lost and not yet resubscribed when the bridge takes it
+    ///   (at once, on its control thread), then every event from then on,
+    ///   in order. Each `Lost` is followed by a `Resubscribed` of the same
+    ///   node unless the bridge stops first; a node lost again before then
+    ///   is reported `Lost` again, with one `Resubscribed` at the end.
+    /// - **Conservative.** `Resubscribed` is sent once every node is
+    ///   connected and has confirmed (in a cluster, a node's subscriptions
+    ///   may move to other nodes when slots move, or when it leaves the
+    ///   cluster, which is reported as its `Lost`).
+    /// - **Never blocks the bridge.** Events are sent on an unbounded
+    ///   channel (a few per outage); no user code runs on the bridge's
+    ///   threads. A receiver may be dropped at any time. When the bridge
+    ///   stops, the channel disconnects.
+    ///
+    /// ```no_run
+    /// use tidings::{Bridge, Broker, ConnectionEvent};
+    ///
+    /// # fn main() -> Result<(), tidings::BridgeError> {
+    /// let broker: Broker<Vec<u8>> = Broker::new();
+    /// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+    /// let events = bridge.connection_events();
+    /// std::thread::spawn(move || {
+    ///     for event in events {
+    ///         match event {
+    ///             ConnectionEvent::Lost { node, why } => eprintln!("{node} lost ({why}): messages may be missed"),
+    ///             ConnectionEvent::Resubscribed { node } => eprintln!("{node} back, every subscription confirmed"),
+    ///             _ => {}
+    ///         }
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn connection_events(&self) -> crossbeam_channel::Receiver<ConnectionEvent> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // If the control thread is gone, `tx` is dropped with the event and
+        // the receiver reads as disconnected.
+        let _ = self.shared.events.send(Event::Watch(tx));
+        rx
     }
 
     /// Stops the bridge: the same as dropping it, spelled out.
@@ -616,6 +677,31 @@ pub struct BridgeMetrics {
     /// sent because the node was down, refused by Redis, or not answered in
     /// time. Each returned its [`BridgeError`] to its caller.
     pub lost: u64,
+}
+
+/// A change of a [`Bridge`]'s connection to Redis, from
+/// [`Bridge::connection_events`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// The connection to `node` was lost (a broken socket, an unanswered
+    /// heartbeat, an error reply, or, in a cluster, it was closed to move
+    /// its subscriptions or left the cluster): messages Redis sends for the
+    /// subscriptions held through it may be missed until the matching
+    /// [`Resubscribed`](ConnectionEvent::Resubscribed).
+    Lost {
+        /// The node, `host:port` (a Unix socket's path).
+        node: String,
+        /// Why, as text.
+        why: String,
+    },
+    /// The bridge is connected to every node again and Redis has confirmed
+    /// every subscription the broker's subscribers hold: what is published
+    /// from now on arrives.
+    Resubscribed {
+        /// The node named by the `Lost` this answers.
+        node: String,
+    },
 }
 
 /// What went wrong in a [`Bridge`].
@@ -957,6 +1043,8 @@ enum Event {
     PublishLost { node: String, why: String },
     /// Redis answered `MOVED` or similar: read the cluster's slots again.
     Refresh,
+    /// A `Bridge::connection_events` receiver's sender.
+    Watch(Sender<ConnectionEvent>),
     /// The bridge was dropped.
     Stop,
 }
@@ -971,6 +1059,7 @@ mod tests {
         fn check<T: Send + Sync + std::panic::UnwindSafe>() {}
         check::<BridgeBuilder>();
         check::<BridgeMetrics>();
+        check::<ConnectionEvent>();
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Bridge>();
         send_sync::<BridgeError>();

@@ -324,7 +324,7 @@ mod sync;
 mod telemetry;
 
 #[cfg(feature = "redis")]
-pub use bridge::{Bridge, BridgeBuilder, BridgeError, BridgeMetrics};
+pub use bridge::{Bridge, BridgeBuilder, BridgeError, BridgeMetrics, ConnectionEvent};
 pub use broker::{Broker, BrokerBuilder, InterestChange, InterestWatch, Metrics};
 pub use crossbeam_channel;
 pub use handler::Handler;
