@@ -226,7 +226,9 @@ type Key = (Namespace, Arc<[u8]>);
 ///   them) resynchronizes on these events instead of polling.
 /// - **Metrics** ([`Bridge::metrics`]): whether every connection is up,
 ///   reconnects and disconnects, messages in and out, local deliveries, and
-///   lost publishes. [`Bridge::last_error`] says what went wrong last.
+///   lost publishes; with the `metrics` feature, also reported through the
+///   `metrics` facade as `tidings_bridge_*` (see "Crate features" in the
+///   crate docs). [`Bridge::last_error`] says what went wrong last.
 ///
 /// # Redis Cluster
 ///

@@ -642,7 +642,7 @@ pub struct Broker<T> {
 pub struct BrokerBuilder {
     defaults: Options,
     /// Feature `metrics`: the `broker` label of this broker's series.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg(feature = "metrics")]
     metrics_label: Option<&'static str>,
 }
 
@@ -690,8 +690,9 @@ impl BrokerBuilder {
     ///
     /// [`ConfigError`] if the settings cannot be used (a capacity of 0).
     pub fn build<T>(self) -> Result<Broker<T>, ConfigError> {
-        let defaults = self.defaults.validate()?;
-        Ok(Broker::with_defaults(BrokerBuilder { defaults, ..self }))
+        let mut builder = self;
+        builder.defaults = self.defaults.validate()?;
+        Ok(Broker::with_defaults(builder))
     }
 }
 
@@ -718,7 +719,11 @@ impl<T> Broker<T> {
 
     /// A broker with `builder`'s settings, already validated.
     fn with_defaults(builder: BrokerBuilder) -> Broker<T> {
-        let telemetry = BrokerTelemetry::new(builder.metrics_label);
+        #[cfg(feature = "metrics")]
+        let label = builder.metrics_label;
+        #[cfg(not(feature = "metrics"))]
+        let label = None;
+        let telemetry = BrokerTelemetry::new(label);
         Broker {
             state: Arc::new(BrokerState {
                 registry: RwLock::new(Registry::with_routes(Route::new)),

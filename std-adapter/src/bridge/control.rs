@@ -164,6 +164,12 @@ pub(super) struct Control<T> {
     refresh_wanted: bool,
 }
 
+impl<T> Drop for Control<T> {
+    fn drop(&mut self) {
+        self.shared.telemetry.connected(false);
+    }
+}
+
 impl<T> Control<T>
 where
     T: Clone + Send + Sync + 'static + From<Vec<u8>>,
@@ -256,7 +262,9 @@ where
             .counters
             .connected
             .store(false, Ordering::Relaxed);
-        self.shared.telemetry.connected(false);
+        // The `connected` gauge falls in `Drop`, which also covers a
+        // control state dropped without running (its thread failed to
+        // start).
     }
 
     /// Applies one event; `false` means stop.
