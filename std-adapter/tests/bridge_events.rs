@@ -3,10 +3,12 @@
 //! comes only once Redis holds every subscription again (checked with
 //! Redis's own count of subscribers, right after the event), including
 //! interest that changed during the outage; a watcher that starts during
-//! an outage first hears of it; the channel ends with the bridge.
+//! an outage first hears of it; the channel ends with the bridge. A fake
+//! Redis that holds its `PING` replies back shows that `Resubscribed`
+//! waits for Redis's answer behind the resubscription, however late.
 //!
-//! Each test starts its own `redis-server` (the harness in
-//! `tests/support/redis_server.rs`), since it kills or stops it; without
+//! The other tests start their own `redis-server` (the harness in
+//! `tests/support/redis_server.rs`), since they kill or stop it; without
 //! `redis-server` on `PATH` the tests skip with a loud message, except
 //! under CI (`$CI` set), where they fail.
 #![cfg(feature = "redis")]
@@ -165,4 +167,186 @@ fn a_hung_redis_is_lost_and_then_resubscribed() {
     let mut plain = client(&url);
     assert_eq!(reached(&mut plain, "PUBLISH", "ch"), 1);
     assert_eq!(sub.recv_timeout(WAIT).unwrap().channel(), b"ch");
+}
+
+/// A fake Redis on loopback, enough for a bridge: it answers `SUBSCRIBE`
+/// and `PING` as Redis does (and anything else with `+OK`), remembers the
+/// names subscribed, can hold its `PING` replies back (Redis not having
+/// confirmed yet), and can drop every connection (an outage).
+mod fake {
+    use std::io::Write;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    use redis::Value;
+
+    #[derive(Default)]
+    struct State {
+        streams: Vec<TcpStream>,
+        /// Names subscribed, in order, on any connection.
+        subscribed: Vec<Vec<u8>>,
+        /// `PING` replies are held while this is set.
+        hold: bool,
+        held: Vec<(TcpStream, Vec<u8>)>,
+    }
+
+    #[derive(Clone, Default)]
+    pub(super) struct Redis(Arc<Mutex<State>>);
+
+    fn bulk(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+        out.extend_from_slice(b);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    impl Redis {
+        /// Listens on a free loopback port; returns the fake and its URL.
+        pub(super) fn start() -> (Redis, String) {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("redis://{}", listener.local_addr().unwrap());
+            let fake = Redis::default();
+            let accepting = fake.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { return };
+                    accepting
+                        .0
+                        .lock()
+                        .unwrap()
+                        .streams
+                        .push(stream.try_clone().unwrap());
+                    let serving = accepting.clone();
+                    std::thread::spawn(move || serving.serve(stream));
+                }
+            });
+            (fake, url)
+        }
+
+        fn serve(&self, stream: TcpStream) {
+            let mut writer = stream.try_clone().unwrap();
+            let mut reader = std::io::BufReader::new(stream);
+            let mut parser = redis::Parser::new();
+            let mut subscriptions = 0;
+            while let Ok(Value::Array(args)) = parser.parse_value(&mut reader) {
+                let args: Vec<Vec<u8>> = args
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::BulkString(b) => Some(b),
+                        _ => None,
+                    })
+                    .collect();
+                let Some(name) = args.first().map(|n| n.to_ascii_uppercase()) else {
+                    return;
+                };
+                let mut out = Vec::new();
+                match &name[..] {
+                    b"SUBSCRIBE" => {
+                        for channel in &args[1..] {
+                            subscriptions += 1;
+                            out.extend_from_slice(b"*3\r\n");
+                            bulk(&mut out, b"subscribe");
+                            bulk(&mut out, channel);
+                            out.extend_from_slice(format!(":{subscriptions}\r\n").as_bytes());
+                            self.0.lock().unwrap().subscribed.push(channel.clone());
+                        }
+                    }
+                    b"PING" => {
+                        let arg = args.get(1).cloned().unwrap_or_default();
+                        if subscriptions > 0 {
+                            out.extend_from_slice(b"*2\r\n");
+                            bulk(&mut out, b"pong");
+                            bulk(&mut out, &arg);
+                        } else {
+                            bulk(&mut out, &arg);
+                        }
+                        let mut state = self.0.lock().unwrap();
+                        if state.hold {
+                            state.held.push((writer.try_clone().unwrap(), out));
+                            continue;
+                        }
+                    }
+                    _ => out.extend_from_slice(b"+OK\r\n"),
+                }
+                if writer.write_all(&out).is_err() {
+                    return;
+                }
+            }
+        }
+
+        /// Every connection is closed: the bridge sees an outage.
+        pub(super) fn drop_connections(&self) {
+            let mut state = self.0.lock().unwrap();
+            for s in state.streams.drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            state.held.clear();
+        }
+
+        pub(super) fn hold_pings(&self, hold: bool) {
+            let mut state = self.0.lock().unwrap();
+            state.hold = hold;
+            if !hold {
+                for (mut stream, reply) in state.held.drain(..) {
+                    let _ = stream.write_all(&reply);
+                }
+            }
+        }
+
+        /// How many `SUBSCRIBE`s of `name` it has seen.
+        pub(super) fn subscribes(&self, name: &[u8]) -> usize {
+            let state = self.0.lock().unwrap();
+            state.subscribed.iter().filter(|n| &n[..] == name).count()
+        }
+
+        /// How many `PING` replies it holds back.
+        pub(super) fn held(&self) -> usize {
+            self.0.lock().unwrap().held.len()
+        }
+    }
+}
+
+/// `Resubscribed` waits for Redis's confirmation: after a reconnect, the
+/// bridge has written its `SUBSCRIBE` and a `PING` behind it, and the event
+/// comes only once the `PING` is answered, however long that takes. Against
+/// a fake Redis that holds its `PING` replies back (a real one cannot be
+/// made to wait between the two).
+#[test]
+fn resubscribed_waits_for_redis_to_answer_behind_the_subscriptions() {
+    let (redis, url) = fake::Redis::start();
+    let broker: Broker<Vec<u8>> = Broker::new();
+    // A long heartbeat and I/O timeout, so that held replies are not taken
+    // for a hung server.
+    let bridge = Bridge::builder()
+        .server(&url)
+        .io_timeout(Duration::from_secs(10))
+        .heartbeat(Duration::from_secs(5))
+        .backoff(Duration::from_millis(20), Duration::from_millis(50))
+        .start(&broker)
+        .unwrap();
+    let mut sub = broker.subscriber();
+    sub.subscribe("ch");
+    bridge.sync(WAIT).unwrap();
+    assert_eq!(redis.subscribes(b"ch"), 1);
+    let events = bridge.connection_events();
+
+    redis.hold_pings(true);
+    redis.drop_connections();
+    assert!(matches!(next(&events), ConnectionEvent::Lost { .. }));
+    let deadline = Instant::now() + WAIT;
+    while redis.subscribes(b"ch") < 2 || redis.held() == 0 {
+        assert!(Instant::now() < deadline, "the bridge did not resubscribe");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Subscribed again and pinged, but Redis has not answered.
+    assert_eq!(
+        events.recv_timeout(Duration::from_millis(300)),
+        Err(RecvTimeoutError::Timeout),
+        "Resubscribed before Redis confirmed"
+    );
+    redis.hold_pings(false);
+    assert!(matches!(
+        next(&events),
+        ConnectionEvent::Resubscribed { .. }
+    ));
+    assert!(bridge.is_connected());
 }

@@ -452,11 +452,14 @@ where
             why: why.clone(),
         });
         let owed = self.waiters.iter_mut().find_map(|w| match &mut w.reply {
-            Reply::Resubscribed { node: n, why: w } if *n == node => Some(w),
+            Reply::Resubscribed {
+                node: owed,
+                why: last,
+            } if *owed == node => Some(last),
             _ => None,
         });
         match owed {
-            Some(w) => *w = why,
+            Some(last) => *last = why,
             None => self.waiters.push(Waiter {
                 reply: Reply::Resubscribed { node, why },
                 deadline: None,
