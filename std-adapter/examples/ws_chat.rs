@@ -34,6 +34,22 @@
 //! event is serialized to JSON once, every delivery clones a reference, and
 //! the socket sends the same buffer.
 //!
+//! # `/metrics`
+//!
+//! With the crate's `metrics` feature (`--features async,metrics`), the
+//! server also serves `/metrics` in Prometheus's text format: the broker's
+//! counters and gauges (`tidings_publishes_total`,
+//! `tidings_deliveries_total`, `tidings_lagged_total{policy="drop_oldest"}`
+//! when a browser falls behind, `tidings_subscribers`, `tidings_channels`,
+//! ...; see "Crate features" in the crate docs), rendered by
+//! `metrics-exporter-prometheus` from the recorder [`prometheus`] installs
+//! before the broker is built.
+//!
+//! ```text
+//! cargo run --release -p tidings --features async,metrics --example ws_chat
+//! curl -s http://127.0.0.1:8080/metrics | grep ^tidings_
+//! ```
+//!
 //! # Protocol
 //!
 //! The browser sends JSON text frames: `{"type":"join","name":..,"room":..}`
@@ -85,17 +101,52 @@ struct Chat {
     next_id: Arc<AtomicU64>,
 }
 
-/// The routes: the page at `/` and the WebSocket at `/ws`, over `broker`.
+/// The routes: the page at `/` and the WebSocket at `/ws`, over `broker`;
+/// with feature `metrics`, `/metrics` too.
 pub(crate) fn app(broker: Broker<Payload>) -> Router {
     let chat = Chat {
         broker,
         presence: Arc::new(Mutex::new(())),
         next_id: Arc::new(AtomicU64::new(1)),
     };
-    Router::new()
+    let router = Router::new()
         .route("/", get(page))
-        .route("/ws", get(upgrade))
-        .with_state(chat)
+        .route("/ws", get(upgrade));
+    #[cfg(feature = "metrics")]
+    let router = router.route("/metrics", get(metrics));
+    router.with_state(chat)
+}
+
+/// Feature `metrics`: the process's Prometheus recorder, installed as the
+/// global `metrics` recorder by the first call. Call it before building
+/// the broker: a broker takes its metric handles from the recorder
+/// installed when it is built.
+///
+/// # Panics
+///
+/// If another global `metrics` recorder was installed first.
+#[cfg(feature = "metrics")]
+pub(crate) fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// `GET /metrics`: every metric of the process, in Prometheus's text
+/// exposition format.
+#[cfg(feature = "metrics")]
+async fn metrics() -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        prometheus().render(),
+    )
 }
 
 /// Serves the chat on `listener`, with a stats ticker beside it, until
@@ -411,6 +462,9 @@ async fn main() -> std::process::ExitCode {
             std::future::pending::<()>().await;
         }
     };
+    // Before the broker: it takes its metric handles from this recorder.
+    #[cfg(feature = "metrics")]
+    prometheus();
     match serve(listener, Broker::new(), shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

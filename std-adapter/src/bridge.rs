@@ -61,6 +61,7 @@ use redis::{ErrorKind, Value};
 use tidings_core::Namespace;
 
 use crate::broker::Broker;
+use crate::telemetry::BridgeTelemetry;
 use control::Control;
 use topology::{NodeAddr, route};
 
@@ -217,9 +218,17 @@ type Key = (Namespace, Arc<[u8]>);
 ///   (and so every subscriber of that node's connection) for up to the
 ///   timeout; if that makes Redis's output buffer overflow, Redis
 ///   disconnects the bridge and it reconnects as above.
+/// - **Knowing what may have been missed** ([`Bridge::connection_events`]):
+///   a [`ConnectionEvent::Lost`] when a connection is lost, and a
+///   [`ConnectionEvent::Resubscribed`] once Redis has confirmed every
+///   subscription again. Between the two, messages may have been missed;
+///   whatever depends on seeing every message (a cache invalidated by
+///   them) resynchronizes on these events instead of polling.
 /// - **Metrics** ([`Bridge::metrics`]): whether every connection is up,
 ///   reconnects and disconnects, messages in and out, local deliveries, and
-///   lost publishes. [`Bridge::last_error`] says what went wrong last.
+///   lost publishes; with the `metrics` feature, also reported through the
+///   `metrics` facade as `tidings_bridge_*` (see "Crate features" in the
+///   crate docs). [`Bridge::last_error`] says what went wrong last.
 ///
 /// # Redis Cluster
 ///
@@ -412,6 +421,61 @@ impl Bridge {
         }
     }
 
+    /// A channel of this bridge's connection events: [`ConnectionEvent::Lost`]
+    /// when a Redis node's connection is lost (from then on, messages for
+    /// the subscriptions held through it may be missed), and
+    /// [`ConnectionEvent::Resubscribed`] once the bridge has reconnected
+    /// and Redis has confirmed every subscription again (as
+    /// [`Bridge::sync`] waits for: the `SUBSCRIBE`s are applied, so what is
+    /// published from then on arrives).
+    ///
+    /// This is how a node learns that it may have missed messages: Redis
+    /// pub/sub is at most once, and nothing published during an outage is
+    /// replayed. A cache invalidated by messages, for example, flushes on
+    /// `Lost` and caches again after `Resubscribed` (see the
+    /// `cache_invalidation` example).
+    ///
+    /// - **Starts from the picture.** The receiver first gets a `Lost` for
+    ///   every node lost and not yet resubscribed when the bridge takes it
+    ///   (at once, on its control thread), then every event from then on,
+    ///   in order. Each `Lost` is followed by a `Resubscribed` of the same
+    ///   node unless the bridge stops first; a node lost again before then
+    ///   is reported `Lost` again, with one `Resubscribed` at the end.
+    /// - **Conservative.** `Resubscribed` is sent once every node is
+    ///   connected and has confirmed (in a cluster, a node's subscriptions
+    ///   may move to other nodes when slots move, or when it leaves the
+    ///   cluster, which is reported as its `Lost`).
+    /// - **Never blocks the bridge.** Events are sent on an unbounded
+    ///   channel (a few per outage); no user code runs on the bridge's
+    ///   threads. A receiver may be dropped at any time. When the bridge
+    ///   stops, the channel disconnects.
+    ///
+    /// ```no_run
+    /// use tidings::{Bridge, Broker, ConnectionEvent};
+    ///
+    /// # fn main() -> Result<(), tidings::BridgeError> {
+    /// let broker: Broker<Vec<u8>> = Broker::new();
+    /// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+    /// let events = bridge.connection_events();
+    /// std::thread::spawn(move || {
+    ///     for event in events {
+    ///         match event {
+    ///             ConnectionEvent::Lost { node, why } => eprintln!("{node} lost ({why}): messages may be missed"),
+    ///             ConnectionEvent::Resubscribed { node } => eprintln!("{node} back, every subscription confirmed"),
+    ///             _ => {}
+    ///         }
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn connection_events(&self) -> crossbeam_channel::Receiver<ConnectionEvent> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // If the control thread is gone, `tx` is dropped with the event and
+        // the receiver reads as disconnected.
+        let _ = self.shared.events.send(Event::Watch(tx));
+        rx
+    }
+
     /// Stops the bridge: the same as dropping it, spelled out.
     pub fn shutdown(self) {
         drop(self);
@@ -551,6 +615,7 @@ impl BridgeBuilder {
         let (events, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             counters: Counters::default(),
+            telemetry: BridgeTelemetry::new(&broker.state().telemetry),
             routing: RwLock::new(Routing {
                 nodes: Vec::new(),
                 slots: None,
@@ -614,6 +679,31 @@ pub struct BridgeMetrics {
     /// sent because the node was down, refused by Redis, or not answered in
     /// time. Each returned its [`BridgeError`] to its caller.
     pub lost: u64,
+}
+
+/// A change of a [`Bridge`]'s connection to Redis, from
+/// [`Bridge::connection_events`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// The connection to `node` was lost (a broken socket, an unanswered
+    /// heartbeat, an error reply, or, in a cluster, it was closed to move
+    /// its subscriptions or left the cluster): messages Redis sends for the
+    /// subscriptions held through it may be missed until the matching
+    /// [`Resubscribed`](ConnectionEvent::Resubscribed).
+    Lost {
+        /// The node, `host:port` (a Unix socket's path).
+        node: String,
+        /// Why, as text.
+        why: String,
+    },
+    /// The bridge is connected to every node again and Redis has confirmed
+    /// every subscription the broker's subscribers hold: what is published
+    /// from now on arrives.
+    Resubscribed {
+        /// The node named by the `Lost` this answers.
+        node: String,
+    },
 }
 
 /// What went wrong in a [`Bridge`].
@@ -730,6 +820,8 @@ impl Settings {
 /// What the bridge's threads share with the publishing threads.
 struct Shared {
     counters: Counters,
+    /// Feature `metrics`: the handles the bridge reports through.
+    telemetry: BridgeTelemetry,
     /// Which publisher connection takes a publish.
     routing: RwLock<Routing>,
     /// To the control thread.
@@ -755,6 +847,7 @@ impl Shared {
             Err(_) => &self.counters.lost,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.published(result.is_ok());
         result
     }
 
@@ -952,6 +1045,8 @@ enum Event {
     PublishLost { node: String, why: String },
     /// Redis answered `MOVED` or similar: read the cluster's slots again.
     Refresh,
+    /// A `Bridge::connection_events` receiver's sender.
+    Watch(Sender<ConnectionEvent>),
     /// The bridge was dropped.
     Stop,
 }
@@ -966,6 +1061,7 @@ mod tests {
         fn check<T: Send + Sync + std::panic::UnwindSafe>() {}
         check::<BridgeBuilder>();
         check::<BridgeMetrics>();
+        check::<ConnectionEvent>();
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Bridge>();
         send_sync::<BridgeError>();
@@ -977,6 +1073,7 @@ mod tests {
         let (events, rx) = crossbeam_channel::unbounded();
         let shared = Shared {
             counters: Counters::default(),
+            telemetry: BridgeTelemetry::new(&crate::telemetry::BrokerTelemetry::new(None)),
             routing: RwLock::new(Routing {
                 nodes: nodes
                     .iter()

@@ -26,6 +26,7 @@ use crate::policy::{ConfigError, Options, Policy};
 use crate::queue::{HandlerFn, Member, lock, poisoned_panic};
 use crate::route::{Cached, Outcome, Route};
 use crate::subscriber::Subscriber;
+use crate::telemetry::{BrokerTelemetry, NameGauges};
 
 /// Ordering stripes: a publish with several routes holds its channel's
 /// stripe while it writes them, so that two such publishes to one channel
@@ -91,6 +92,8 @@ pub(crate) struct Interest {
     state: Mutex<InterestState>,
     /// Whether any hook is installed (changes are recorded only then).
     any: AtomicBool,
+    /// Feature `metrics`: the gauges of names held, moved by every change.
+    names: NameGauges,
 }
 
 struct InterestState {
@@ -112,7 +115,7 @@ struct Pending {
 }
 
 impl Interest {
-    fn new() -> Interest {
+    fn new(names: NameGauges) -> Interest {
         Interest {
             state: Mutex::new(InterestState {
                 hooks: Vec::new(),
@@ -121,12 +124,14 @@ impl Interest {
                 dispatching: false,
             }),
             any: AtomicBool::new(false),
+            names,
         }
     }
 
     /// Records a change; called under the registry's write lock, so changes
     /// are recorded in the registry's order.
     pub(crate) fn record(&self, namespace: Namespace, name: &Arc<[u8]>, active: bool) {
+        self.names.record(namespace, active);
         if !self.any.load(Ordering::Acquire) {
             return;
         }
@@ -145,6 +150,7 @@ impl Interest {
     /// thread is doing so (it will call them with these too). Called with
     /// no broker lock held.
     pub(crate) fn dispatch(&self) {
+        self.names.flush();
         if !self.any.load(Ordering::Acquire) && lock(&self.state).pending.is_empty() {
             return;
         }
@@ -203,7 +209,9 @@ impl Interest {
     }
 }
 
-/// Broker-wide counters, from [`Broker::metrics`].
+/// Broker-wide counters, from [`Broker::metrics`]. With the `metrics`
+/// feature they are also reported through the `metrics` facade (see "Crate
+/// features" in the crate docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Metrics {
@@ -249,6 +257,8 @@ pub(crate) struct BrokerState<T> {
     defaults: Options,
     counters: Counters,
     pub(crate) interest: Interest,
+    /// Feature `metrics`: the handles this broker reports through.
+    pub(crate) telemetry: BrokerTelemetry,
 }
 
 impl<T> BrokerState<T> {
@@ -282,12 +292,14 @@ impl<T> BrokerState<T> {
 
     pub(crate) fn subscriber_dropped(&self) {
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.telemetry.subscribers(-1);
     }
 
     /// A new member id and its record.
     fn new_member(&self, options: Options, handler: Option<HandlerFn<T>>) -> Arc<Member<T>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.subscribers(1);
         Arc::new(Member::new(id, options, handler))
     }
 
@@ -299,6 +311,7 @@ impl<T> BrokerState<T> {
         T: Clone,
     {
         self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.published();
         self.deliver_with(namespace, channel, payload, |registry, routes| {
             if namespace == Namespace::Shard {
                 if let Some(r) = registry.route(Namespace::Shard, channel) {
@@ -435,6 +448,7 @@ impl<T> BrokerState<T> {
                     out.delivered += 1;
                 } else {
                     out.dropped += 1;
+                    out.dropped_by.add(member.options.policy);
                     member.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 drop(given_up);
@@ -449,6 +463,8 @@ impl<T> BrokerState<T> {
         if out.dropped > 0 {
             c.dropped.fetch_add(out.dropped, Ordering::Relaxed);
         }
+        self.telemetry
+            .outcome(out.delivered, out.dropped, &out.dropped_by, out.lagged);
         if let Some(rare) = out.rare.as_deref_mut() {
             // A handler may panic: what is left of `out` is dropped on the
             // way out, with no lock held.
@@ -471,6 +487,7 @@ impl<T> BrokerState<T> {
                 self.counters.disconnected.fetch_add(1, Ordering::Relaxed);
             }
         }
+        self.telemetry.disconnected(doomed.len());
         self.interest.dispatch();
         for m in wake {
             m.wake();
@@ -490,6 +507,9 @@ impl<T> BrokerState<T> {
         };
         let mut routes: Vec<Arc<Route<T>>> = Vec::new();
         old.for_each_name(|r| routes.push(Arc::clone(r.value())));
+        self.interest
+            .names
+            .closed(routes.iter().map(|r| r.namespace));
         for route in &routes {
             for m in route.close() {
                 m.wake();
@@ -622,6 +642,9 @@ pub struct Broker<T> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BrokerBuilder {
     defaults: Options,
+    /// Feature `metrics`: the `broker` label of this broker's series.
+    #[cfg(feature = "metrics")]
+    metrics_label: Option<&'static str>,
 }
 
 impl BrokerBuilder {
@@ -644,13 +667,33 @@ impl BrokerBuilder {
         self
     }
 
+    /// Feature `metrics`: adds the label `broker="<label>"` to every series
+    /// this broker (and a bridge of it) reports, to tell brokers of one
+    /// process apart. Without it, brokers report under the same names and
+    /// labels, so their counters and gauges add up to the process's totals.
+    /// See "Crate features" in the crate docs.
+    ///
+    /// ```
+    /// use tidings::Broker;
+    ///
+    /// let orders: Broker<String> = Broker::builder().metrics_label("orders").build()?;
+    /// # Ok::<(), tidings::ConfigError>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics_label(mut self, label: &'static str) -> Self {
+        self.metrics_label = Some(label);
+        self
+    }
+
     /// Builds the broker.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] if the settings cannot be used (a capacity of 0).
     pub fn build<T>(self) -> Result<Broker<T>, ConfigError> {
-        Ok(Broker::with_defaults(self.defaults.validate()?))
+        let mut builder = self;
+        builder.defaults = self.defaults.validate()?;
+        Ok(Broker::with_defaults(builder))
     }
 }
 
@@ -672,10 +715,16 @@ impl<T> Broker<T> {
     /// A broker whose subscribers default to [`Options::new`]: a queue of
     /// 1024 messages and [`Policy::Disconnect`].
     pub fn new() -> Broker<T> {
-        Broker::with_defaults(Options::new())
+        Broker::with_defaults(BrokerBuilder::default())
     }
 
-    fn with_defaults(defaults: Options) -> Broker<T> {
+    /// A broker with `builder`'s settings, already validated.
+    fn with_defaults(builder: BrokerBuilder) -> Broker<T> {
+        #[cfg(feature = "metrics")]
+        let label = builder.metrics_label;
+        #[cfg(not(feature = "metrics"))]
+        let label = None;
+        let telemetry = BrokerTelemetry::new(label);
         Broker {
             state: Arc::new(BrokerState {
                 registry: RwLock::new(Registry::with_routes(Route::new)),
@@ -684,9 +733,10 @@ impl<T> Broker<T> {
                 handles: AtomicUsize::new(1),
                 subscribers: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
-                defaults,
+                defaults: builder.defaults,
                 counters: Counters::default(),
-                interest: Interest::new(),
+                interest: Interest::new(telemetry.names()),
+                telemetry,
             }),
         }
     }

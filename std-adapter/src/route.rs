@@ -27,6 +27,7 @@ use tidings_core::registry::PatternId;
 use crate::log::{Log, Releases, Ring};
 use crate::message::{Body, Message, Shared};
 use crate::queue::{HandlerFn, Member, Offer, lock};
+use crate::telemetry::DroppedBy;
 
 /// One route.
 pub(crate) struct Route<T> {
@@ -183,6 +184,8 @@ fn leave_log<T>(
 pub(crate) struct Outcome<T> {
     pub(crate) delivered: u64,
     pub(crate) dropped: u64,
+    /// Feature `metrics`: `dropped` by the subscribers' policies.
+    pub(crate) dropped_by: DroppedBy,
     pub(crate) lagged: u64,
     pub(crate) rare: Option<Box<Rare<T>>>,
     /// Ring references given up by evictions.
@@ -222,6 +225,7 @@ impl<T> Default for Outcome<T> {
         Outcome {
             delivered: 0,
             dropped: 0,
+            dropped_by: DroppedBy::default(),
             lagged: 0,
             rare: None,
             releases: Releases::default(),
@@ -474,12 +478,14 @@ impl<T> Route<T> {
                 }
                 Offer::Dropped(gone) => {
                     out.dropped += 1;
+                    out.dropped_by.add(m.options.policy);
                     m.dropped.fetch_add(1, Ordering::Relaxed);
                     out.rare().garbage.push(gone);
                 }
                 Offer::Wait(pos) => out.rare().waits.push((Arc::clone(m), pos)),
                 Offer::Overflowed(gone) => {
                     out.dropped += 1;
+                    out.dropped_by.add(m.options.policy);
                     m.dropped.fetch_add(1, Ordering::Relaxed);
                     let rare = out.rare();
                     rare.garbage.push(gone);

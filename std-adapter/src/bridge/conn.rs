@@ -332,6 +332,9 @@ fn read_loop<T>(
                     .counters
                     .deliveries
                     .fetch_add(n as u64, Ordering::Relaxed);
+                // A recorder is user code: not under the gate.
+                drop(open);
+                shared.telemetry.message_in();
             }
             Incoming::Pong(token) => {
                 let _ = shared.events.send(Event::Pong { conn: id, token });

@@ -53,7 +53,9 @@ use tidings_core::slot::key_hash_slot;
 
 use super::conn::{SubConn, ping_command};
 use super::topology::{NodeAddr, SlotMap, route};
-use super::{BridgeError, Event, Key, PubConn, Routing, Settings, Shared, open_publisher};
+use super::{
+    BridgeError, ConnectionEvent, Event, Key, PubConn, Routing, Settings, Shared, open_publisher,
+};
 use crate::broker::BrokerState;
 
 /// At most this many names in one `(P|S)(UN)SUBSCRIBE` command.
@@ -110,13 +112,27 @@ struct Writes {
     applied: Vec<(bool, Key)>,
 }
 
-/// A caller of `Bridge::sync`.
+/// What waits for Redis to confirm everything the bridge holds: a caller of
+/// `Bridge::sync`, or the `Resubscribed` event owed after a loss.
 struct Waiter {
-    reply: Sender<Result<(), BridgeError>>,
-    deadline: Instant,
+    reply: Reply,
+    /// `None`: no deadline (a `Resubscribed` waits for as long as it
+    /// takes).
+    deadline: Option<Instant>,
     /// The `PING` every node must have answered; `None` until one is sent
-    /// with every node up.
+    /// with every node up (and reset by every new connection, which must be
+    /// covered too).
     token: Option<u64>,
+}
+
+/// Who a [`Waiter`] answers.
+enum Reply {
+    /// A `Bridge::sync` caller.
+    Sync(Sender<Result<(), BridgeError>>),
+    /// The connection to `node` was lost: once Redis has confirmed every
+    /// subscription again, `ConnectionEvent::Resubscribed`. `why` is the
+    /// loss's reason, for a watcher that starts meanwhile.
+    Resubscribed { node: String, why: String },
 }
 
 pub(super) struct Control<T> {
@@ -139,11 +155,19 @@ pub(super) struct Control<T> {
     /// In a cluster, the owner (an index into `nodes`) of every slot.
     slots: Option<Arc<[u16]>>,
     waiters: Vec<Waiter>,
+    /// `Bridge::connection_events` receivers.
+    watchers: Vec<Sender<ConnectionEvent>>,
     next_id: u64,
     next_token: u64,
     next_heartbeat: Instant,
     next_refresh: Option<Instant>,
     refresh_wanted: bool,
+}
+
+impl<T> Drop for Control<T> {
+    fn drop(&mut self) {
+        self.shared.telemetry.connected(false);
+    }
 }
 
 impl<T> Control<T>
@@ -172,6 +196,7 @@ where
             nodes: Vec::new(),
             slots: None,
             waiters: Vec::new(),
+            watchers: Vec::new(),
             next_id: 1,
             next_token: 1,
             next_heartbeat: now + settings.heartbeat,
@@ -229,12 +254,17 @@ where
             self.close(i);
         }
         for w in self.waiters.drain(..) {
-            let _ = w.reply.send(Err(BridgeError::Closed));
+            if let Reply::Sync(reply) = w.reply {
+                let _ = reply.send(Err(BridgeError::Closed));
+            }
         }
         self.shared
             .counters
             .connected
             .store(false, Ordering::Relaxed);
+        // The `connected` gauge falls in `Drop`, which also covers a
+        // control state dropped without running (its thread failed to
+        // start).
     }
 
     /// Applies one event; `false` means stop.
@@ -246,10 +276,22 @@ where
             Event::Sync { reply, deadline } => {
                 self.audit_wanted = true;
                 self.waiters.push(Waiter {
-                    reply,
-                    deadline,
+                    reply: Reply::Sync(reply),
+                    deadline: Some(deadline),
                     token: None,
                 });
+            }
+            Event::Watch(watcher) => {
+                // The picture first: every loss not yet made good.
+                for w in &self.waiters {
+                    if let Reply::Resubscribed { node, why } = &w.reply {
+                        let _ = watcher.send(ConnectionEvent::Lost {
+                            node: node.clone(),
+                            why: why.clone(),
+                        });
+                    }
+                }
+                self.watchers.push(watcher);
             }
             Event::Pong { conn, token } => {
                 if let Some(node) = self.nodes.iter_mut().find(|n| n.conn == conn) {
@@ -323,7 +365,9 @@ where
             }
         }
         for w in &self.waiters {
-            at = at.min(w.deadline);
+            if let Some(deadline) = w.deadline {
+                at = at.min(deadline);
+            }
         }
         if let Some(t) = self.next_refresh {
             at = at.min(t);
@@ -361,6 +405,10 @@ where
                 .counters
                 .reconnects
                 .fetch_add(1, Ordering::Relaxed);
+            self.shared.telemetry.reconnected();
+            // What `Resubscribed` confirms is the registry's picture, as a
+            // sync's is, not only the notifications that arrived.
+            self.audit_wanted = true;
         }
         node.was_up = true;
         self.dirty.extend(self.desired.iter().cloned());
@@ -382,14 +430,48 @@ where
         node.ping = None;
     }
 
-    /// Node `i` failed: close it, count it, and retry after the backoff.
+    /// Node `i` failed: close it, count it, tell the watchers, and retry
+    /// after the backoff.
     fn fail(&mut self, i: usize, why: String) {
         self.close(i);
         self.shared
             .counters
             .disconnects
             .fetch_add(1, Ordering::Relaxed);
+        self.shared.telemetry.disconnected();
+        self.lost(self.nodes[i].addr.name.clone(), why.clone());
         self.backoff(i, why);
+    }
+
+    /// The subscriptions held through `node` stopped: watchers hear
+    /// `Lost` now, and `Resubscribed` once Redis has confirmed every
+    /// subscription again (one owed per node, however many losses).
+    fn lost(&mut self, node: String, why: String) {
+        self.emit(&ConnectionEvent::Lost {
+            node: node.clone(),
+            why: why.clone(),
+        });
+        let owed = self.waiters.iter_mut().find_map(|w| match &mut w.reply {
+            Reply::Resubscribed {
+                node: owed,
+                why: last,
+            } if *owed == node => Some(last),
+            _ => None,
+        });
+        match owed {
+            Some(last) => *last = why,
+            None => self.waiters.push(Waiter {
+                reply: Reply::Resubscribed { node, why },
+                deadline: None,
+                token: None,
+            }),
+        }
+    }
+
+    /// Sends `event` to every watcher, forgetting those that hung up. A
+    /// send on an unbounded channel never blocks and runs no user code.
+    fn emit(&mut self, event: &ConnectionEvent) {
+        self.watchers.retain(|w| w.send(event.clone()).is_ok());
     }
 
     fn backoff(&mut self, i: usize, why: String) {
@@ -459,6 +541,11 @@ where
         for i in moved {
             self.close(i);
             self.nodes[i].retry_at = Instant::now();
+            let node = self.nodes[i].addr.name.clone();
+            self.lost(
+                node,
+                "closed to move subscriptions to their slot's new owner".into(),
+            );
         }
         // (node, namespace, subscribe?, slot) → names.
         let mut batches: HashMap<(usize, Namespace, bool, Option<u16>), Vec<Key>> = HashMap::new();
@@ -569,22 +656,35 @@ where
         }
         let up = all_up(&self.nodes);
         let nodes = &self.nodes;
-        self.waiters.retain(|w| {
-            if up && w.token.is_some_and(|t| nodes.iter().all(|n| n.acked >= t)) {
-                let _ = w.reply.send(Ok(()));
-                false
-            } else if now >= w.deadline {
-                let _ = w.reply.send(Err(BridgeError::Timeout));
-                false
-            } else {
-                true
+        let mut resubscribed: Vec<String> = Vec::new();
+        self.waiters.retain_mut(|w| {
+            let confirmed = up && w.token.is_some_and(|t| nodes.iter().all(|n| n.acked >= t));
+            let expired = w.deadline.is_some_and(|d| now >= d);
+            if !confirmed && !expired {
+                return true;
             }
+            match &mut w.reply {
+                Reply::Sync(reply) => {
+                    let result = if confirmed {
+                        Ok(())
+                    } else {
+                        Err(BridgeError::Timeout)
+                    };
+                    let _ = reply.send(result);
+                }
+                Reply::Resubscribed { node, .. } => resubscribed.push(std::mem::take(node)),
+            }
+            false
         });
+        for node in resubscribed {
+            self.emit(&ConnectionEvent::Resubscribed { node });
+        }
     }
 
     fn update_connected(&self) {
         let up = !self.nodes.is_empty() && self.nodes.iter().all(Node::is_up);
         self.shared.counters.connected.store(up, Ordering::Relaxed);
+        self.shared.telemetry.connected(up);
     }
 
     /// Makes the publishers route through the current nodes and slots.
@@ -678,10 +778,19 @@ where
             }
         }
         for mut gone in old {
+            let open = gone.sub.is_some();
             if let Some(sub) = gone.sub.take() {
                 sub.close();
             }
             gone.publisher.remove();
+            // Its subscriptions move to the nodes that own their slots now:
+            // `Resubscribed` once Redis has confirmed them there.
+            if open {
+                self.lost(
+                    gone.addr.name.clone(),
+                    "no longer a master of the cluster".into(),
+                );
+            }
         }
         self.slots = Some(map.owner.into());
         self.publish_routing();
