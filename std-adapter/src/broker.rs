@@ -35,6 +35,29 @@ const STRIPES: usize = 64;
 
 pub(crate) type Routes<T> = Registry<u64, Arc<Route<T>>>;
 
+/// A delivery written under the broker's locks, with what is left to do
+/// after every lock (the broker's and the caller's) is released: see
+/// [`BrokerState::deliver_deferred`].
+#[cfg(feature = "redis")]
+#[must_use = "finish it after releasing your locks"]
+pub(crate) struct Deferred<T> {
+    n: usize,
+    out: Outcome<T>,
+    /// Held only to be dropped last, with no lock held (user code).
+    _message: Option<Message<T>>,
+    _payload: Option<T>,
+}
+
+#[cfg(feature = "redis")]
+impl<T> Deferred<T> {
+    /// Runs what was left (wake-ups, handlers, drops) and returns the number
+    /// of deliveries.
+    pub(crate) fn finish(mut self, state: &BrokerState<T>) -> usize {
+        state.finish(&mut self.out);
+        self.n
+    }
+}
+
 /// A change of a broker's interest, passed to [`Broker::watch_interest`]'s
 /// hook: a name gained its first subscriber or lost its last one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -323,25 +346,43 @@ impl<T> BrokerState<T> {
         })
     }
 
-    /// Delivers `payload` to the one route of `name` in `namespace`, as
+    /// Writes `payload` to the one route of `name` in `namespace`, as
     /// published to `channel` (for a pattern route, the channel it matched;
     /// otherwise `name` itself): what an integration does with a Redis
     /// `message`, `pmessage` or `smessage` it received. Not counted in
-    /// `published`.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn deliver(
+    /// `published`. Returns what is left to do (handlers, wake-ups, drops:
+    /// user code), for the caller to finish once it has released its own
+    /// locks too.
+    #[cfg(feature = "redis")]
+    pub(crate) fn deliver_deferred(
         &self,
         namespace: Namespace,
         name: &[u8],
         channel: &[u8],
         payload: T,
-    ) -> usize
-    where
-        T: Clone,
-    {
-        self.deliver_with(namespace, channel, payload, |registry, routes| {
-            routes.extend(registry.route(namespace, name).map(|r| r.value()));
-        })
+    ) -> Deferred<T> {
+        let registry = self.read();
+        let Some(route) = registry.route(namespace, name) else {
+            drop(registry);
+            return Deferred {
+                n: 0,
+                out: Outcome::default(),
+                _message: None,
+                _payload: Some(payload),
+            };
+        };
+        let route = route.value();
+        let mut out = Outcome::default();
+        // One route: the payload moves into its message, no user code runs.
+        let message = message_for(namespace, route, channel, None, payload);
+        let n = route.deliver(&message, &mut out);
+        drop(registry);
+        Deferred {
+            n,
+            out,
+            _message: Some(message),
+            _payload: None,
+        }
     }
 
     /// Finds the routes with `collect` under the registry's shared lock,

@@ -17,11 +17,14 @@
 //! Redis has applied everything written before), and reports a read error or
 //! an error reply, then stops.
 //!
-//! **No duplicate after a close.** Before it delivers a message the reader
-//! holds the connection's gate; [`SubConn::close`] shuts the gate first, so
-//! once it returns this connection delivers nothing more, even what is still
-//! in the socket's buffer. A subscription moved to another connection (a
-//! cluster resharding, a reconnect) therefore never delivers a message twice.
+//! **No duplicate after a close.** While it writes a message into the
+//! broker the reader holds the connection's gate; [`SubConn::close`] shuts
+//! the gate first, so once it returns this connection writes nothing more,
+//! even what is still in the socket's buffer. A subscription moved to
+//! another connection (a cluster resharding, a reconnect) therefore never
+//! delivers a message twice. What runs user code for a message (handlers,
+//! wake-ups, payload drops) runs after the reader let go of the gate, so a
+//! handler may drop the `Bridge` itself.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -327,13 +330,16 @@ fn read_loop<T>(
                 // otherwise the channel's in its namespace.
                 let name = pattern.as_deref().unwrap_or(&channel);
                 shared.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-                let n = broker.deliver(namespace, name, &channel, T::from(payload));
+                // Written under the gate (so nothing is delivered once the
+                // connection is closed); what runs user code (handlers,
+                // wake-ups, payload drops), and the recorder, after it.
+                let pending = broker.deliver_deferred(namespace, name, &channel, T::from(payload));
+                drop(open);
+                let n = pending.finish(broker);
                 shared
                     .counters
                     .deliveries
                     .fetch_add(n as u64, Ordering::Relaxed);
-                // A recorder is user code: not under the gate.
-                drop(open);
                 shared.telemetry.message_in();
             }
             Incoming::Pong(token) => {
