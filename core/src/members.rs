@@ -578,7 +578,11 @@ mod tests {
         let mut registry: crate::Registry<u64> = crate::Registry::new();
         let mut model: Vec<u64> = Vec::new();
         let join = |registry: &mut crate::Registry<u64>, s: u64| {
-            for (ns, name) in [(Channel, &b"room"[..]), (Pattern, b"ro*"), (Shard, b"shard")] {
+            for (ns, name) in [
+                (Channel, &b"room"[..]),
+                (Pattern, b"ro*"),
+                (Shard, b"shard"),
+            ] {
                 assert!(registry.subscribe(ns, s, name, |_| {}).is_ok());
             }
         };
@@ -595,7 +599,11 @@ mod tests {
         };
         for k in 0..200u64 {
             let s = k * 7919 % 200;
-            for (ns, name) in [(Channel, &b"room"[..]), (Pattern, b"ro*"), (Shard, b"shard")] {
+            for (ns, name) in [
+                (Channel, &b"room"[..]),
+                (Pattern, b"ro*"),
+                (Shard, b"shard"),
+            ] {
                 registry.unsubscribe(ns, s, name, |_| {});
             }
             model.retain(|&x| x != s);

@@ -234,7 +234,6 @@ impl Drop for Releases {
     }
 }
 
-
 /// The writer's side of a log, kept under the route's lock.
 pub(crate) struct Log<B> {
     capacity: u64,

@@ -332,7 +332,10 @@ fn a_failed_bridge_publish_is_an_error_never_ok_0_and_is_counted() {
         .arg(&["-publish", "-spublish"])
         .query(&mut server.client())
         .unwrap();
-    let (m, bridge_m) = node(&format!("redis://mute:secret@127.0.0.1:{}", server.0.port()));
+    let (m, bridge_m) = node(&format!(
+        "redis://mute:secret@127.0.0.1:{}",
+        server.0.port()
+    ));
     let (_a, bridge_a) = node(&url);
     let mut sub = m.subscriber();
     sub.subscribe("ch");
