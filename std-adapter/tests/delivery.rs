@@ -172,3 +172,70 @@ fn a_blocking_receive_wakes_for_a_ring_message() {
     assert_eq!(got.map(|m| *m.payload()), Ok(7));
     assert_eq!(publisher.join().unwrap(), 1);
 }
+
+/// One channel with 100,000 subscribers of each kind: every one receives
+/// every message once, and subscribing, publishing and dropping them all
+/// stays linear (a quadratic step would take minutes here, not seconds).
+#[test]
+fn one_channel_with_a_hundred_thousand_subscribers() {
+    const N: usize = 100_000;
+    for options in [drop_oldest(4), Options::new().capacity(4)] {
+        let started = std::time::Instant::now();
+        let broker = Broker::new();
+        let mut subs: Vec<_> = (0..N)
+            .map(|_| {
+                let mut s = broker.subscriber_with(options).unwrap();
+                s.subscribe("crowd");
+                s
+            })
+            .collect();
+        for i in 0..3 {
+            assert_eq!(broker.publish("crowd", i), N);
+        }
+        for s in &mut subs {
+            assert_eq!(drain(s), [Ok(0), Ok(1), Ok(2)]);
+        }
+        // Half of them leave in a scrambled order, the rest go on.
+        let mut kept = Vec::new();
+        for (i, s) in subs.into_iter().enumerate() {
+            if (i * 7919) % 2 == 0 {
+                drop(s);
+            } else {
+                kept.push(s);
+            }
+        }
+        assert_eq!(broker.publish("crowd", 3), kept.len());
+        assert_eq!(broker.numsub(Namespace::Channel, "crowd"), kept.len());
+        drop(kept);
+        assert!(broker.is_idle());
+        broker.check_invariants();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "100,000 subscribers of one channel took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Names of a megabyte: subscribing, publishing (with a pattern matching
+/// them) and receiving work, and the channel name is shared, not copied per
+/// delivery.
+#[test]
+fn megabyte_names() {
+    let broker = Broker::new();
+    let big = vec![b'x'; 1 << 20];
+    let mut pattern = big.clone();
+    pattern.push(b'*');
+    let mut sub = broker.subscriber();
+    sub.subscribe(&big);
+    sub.psubscribe(&pattern);
+    sub.psubscribe("x*");
+    assert_eq!(broker.publish(&big, 1), 3);
+    let a = sub.try_recv().unwrap();
+    let b = sub.try_recv().unwrap();
+    assert_eq!(a.channel(), &big[..]);
+    assert!(std::ptr::eq(a.channel().as_ptr(), b.channel().as_ptr()));
+    assert_eq!(b.pattern(), Some(&pattern[..]));
+    assert!(sub.try_recv().is_ok());
+    broker.check_invariants();
+}
