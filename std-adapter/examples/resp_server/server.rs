@@ -1,0 +1,639 @@
+//! The event loop: one thread accepts, reads, runs commands and writes, for
+//! every connection, over `mio` (epoll on Linux).
+//!
+//! # Arrival order
+//!
+//! Commands run in the order their bytes were read, across connections, as
+//! in Redis: the kernel reports ready sockets in the order they became
+//! ready, and the loop handles them in that order, running everything one
+//! read brought before the next socket. So when client A's UNSUBSCRIBE was
+//! sent before client B's PUBLISH, the publish does not count A; nor does
+//! it once A has closed its socket, since the close is read as an end of
+//! input, which removes A's subscriptions before B's bytes are read.
+//!
+//! Readiness is edge-triggered: a socket is read until a read returns less
+//! than the room it had (its queue was then empty, and more bytes raise a
+//! new edge), until its end, or until a per-turn budget, after which it
+//! waits in a retry list that is served before new events.
+//!
+//! # Writing
+//!
+//! Replies and messages are appended to each connection's [`Output`], and
+//! every connection with new output is written once per loop turn, after
+//! the turn's events: as much as its socket takes, never waiting. What
+//! the socket does not take stays queued; the connection's writability
+//! edge brings it back. A slow or stuck client therefore costs memory,
+//! bounded by its output limit, never the loop's time.
+//!
+//! # Limits
+//!
+//! Each time output is queued for a connection, its pending bytes are
+//! checked against its class's limits (`--pubsub-limit` while it holds a
+//! subscription, `--normal-limit` otherwise), as Redis's
+//! `client-output-buffer-limit`. Past the hard limit, or above the soft one
+//! for longer than its seconds (checked on each append and every 100 ms),
+//! the connection is closed at once: its subscriptions are gone before the
+//! next command runs, so the next PUBLISH no longer counts it.
+//!
+//! # Spinning
+//!
+//! After a turn that did work the loop polls without sleeping for
+//! [`SPIN`] before it sleeps in `epoll_wait`: a pipelining client on the
+//! same machine usually sends its next batch within that time, and waking
+//! a sleeping thread for it would cost more than the poll.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use super::codec::{Frame, Input, Out};
+use super::commands::cat;
+use super::pubsub::{Bus, ClientKey, Member};
+use super::{Config, Limits};
+
+/// How long the loop polls without sleeping after a turn that did work.
+const SPIN: Duration = Duration::from_micros(100);
+/// Bytes read from one connection per turn before others get theirs.
+const READ_BUDGET: usize = 256 * 1024;
+/// Connections accepted per turn before other work.
+const ACCEPT_BUDGET: usize = 256;
+/// How often connections above a soft limit are checked.
+const SOFT_CHECK: Duration = Duration::from_millis(100);
+/// The listener's token; a connection's is its slot plus one.
+const LISTENER: Token = Token(0);
+
+/// Redis's reply to a connection past `maxclients`.
+pub(crate) const MAX_CLIENTS_ERROR: &[u8] = b"-ERR max number of clients reached\r\n";
+/// The reply to a non-loopback connection while protected mode applies.
+pub(crate) const DENIED_ERROR: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, restart the server with --requirepass <password>, or, if it is not reachable from the internet, with --protected-mode no.\r\n";
+
+/// What a connection's commands see and change.
+pub(crate) struct Session {
+    pub(crate) key: ClientKey,
+    pub(crate) out: Out,
+    /// Created at the first subscribe; dropping it unsubscribes everything.
+    pub(crate) member: Option<Member>,
+    /// Channels plus patterns, and shard channels, held.
+    pub(crate) held: usize,
+    pub(crate) held_shard: usize,
+    pub(crate) name: Option<Vec<u8>>,
+    /// The user it is (or, until authenticated, would be) logged in as.
+    pub(crate) user: Vec<u8>,
+    pub(crate) authenticated: bool,
+    /// Set by MULTI: the queued commands.
+    pub(crate) multi: Option<Multi>,
+    /// CLIENT REPLY OFF.
+    pub(crate) reply_off: bool,
+    /// CLIENT REPLY SKIP: `skip_next` for the command after it, which then
+    /// runs with `skip`.
+    pub(crate) skip_next: bool,
+    pub(crate) skip: bool,
+    pub(crate) created: Instant,
+    pub(crate) last_command: Instant,
+    pub(crate) last_name: &'static str,
+    /// Close once the output is written (QUIT, a protocol error, the end
+    /// of input, CLIENT KILL of itself); no more commands run.
+    pub(crate) closing: bool,
+    /// Close now, dropping the output (an output limit).
+    pub(crate) dead: bool,
+    /// Since when the output has been at or above the soft limit.
+    pub(crate) soft_since: Option<Instant>,
+    /// In the server's list of connections to write.
+    dirty: bool,
+    pub(crate) addr: SocketAddr,
+    pub(crate) laddr: SocketAddr,
+    pub(crate) fd: i32,
+    /// The input buffer's use and size, as of the last read.
+    pub(crate) input_used: usize,
+    pub(crate) input_size: usize,
+}
+
+impl Session {
+    /// Whether it holds any subscription (Redis's pubsub client class).
+    pub(crate) fn subscribed(&self) -> bool {
+        self.held + self.held_shard > 0
+    }
+}
+
+/// A transaction being queued.
+#[derive(Default)]
+pub(crate) struct Multi {
+    pub(crate) queue: Vec<(super::commands::Cmd, super::codec::OwnedArgs)>,
+    /// A command was refused while queueing: EXEC will abort.
+    pub(crate) dirty: bool,
+}
+
+impl Multi {
+    pub(crate) fn size(&self) -> usize {
+        self.queue.iter().map(|(_, a)| a.size()).sum()
+    }
+}
+
+struct Client {
+    sock: TcpStream,
+    input: Input,
+    s: Session,
+}
+
+/// Counters for INFO.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) connections: u64,
+    pub(crate) commands: u64,
+    pub(crate) rejected: u64,
+}
+
+/// The server: its connections, its bus, and the loop that serves them.
+pub(crate) struct Server {
+    pub(crate) config: Config,
+    poll: Poll,
+    listener: TcpListener,
+    pub(crate) bus: Bus,
+    clients: Vec<Option<Box<Client>>>,
+    free: Vec<usize>,
+    pub(crate) connected: usize,
+    next_id: u64,
+    /// Slots with output to write this turn.
+    dirty: Vec<usize>,
+    /// Slots with input left to read.
+    retry: Vec<usize>,
+    /// The listener may have connections waiting.
+    accept_again: bool,
+    /// A descriptor held in reserve: released to accept and refuse one
+    /// connection when the process is out of descriptors.
+    spare: Option<File>,
+    /// Scratch space for encoding a route's message.
+    frame: Frame,
+    pub(crate) stats: Stats,
+    pub(crate) started: Instant,
+    pub(crate) port: u16,
+    /// Connections above a soft limit, checked every [`SOFT_CHECK`].
+    soft_watch: Vec<ClientKey>,
+    next_soft_check: Instant,
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_loopback(),
+        IpAddr::V6(a) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// Whether a connection from `peer` is refused by protected mode.
+pub(crate) fn protected_refuses(config: &Config, peer: IpAddr) -> bool {
+    config.protected_mode && config.requirepass.is_none() && !is_loopback(peer)
+}
+
+/// Whether an accept failed for want of descriptors or kernel memory.
+fn out_of_resources(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+fn refuse(mut sock: TcpStream, reply: &[u8]) {
+    // Best effort: a fresh socket takes this much without blocking.
+    let _ = sock.write(reply);
+}
+
+/// Why a connection's output passed its limits, if it did; called each
+/// time output is queued for it.
+pub(crate) fn over_limit(
+    s: &mut Session,
+    config: &Config,
+    watch: &mut Vec<ClientKey>,
+) -> Option<String> {
+    let (limits, class): (&Limits, &str) = if s.subscribed() {
+        (&config.pubsub, "pubsub")
+    } else {
+        (&config.normal, "normal")
+    };
+    let pending = s.out.buf.pending() as u64;
+    if limits.hard > 0 && pending >= limits.hard {
+        return Some(format!(
+            "{pending} bytes of output pending, {class} hard limit {}",
+            limits.hard
+        ));
+    }
+    if limits.soft == 0 || pending < limits.soft {
+        s.soft_since = None;
+        return None;
+    }
+    let now = Instant::now();
+    let since = match s.soft_since {
+        Some(since) => since,
+        None => {
+            s.soft_since = Some(now);
+            watch.push(s.key);
+            now
+        }
+    };
+    (now.duration_since(since) > Duration::from_secs(limits.soft_seconds)).then(|| {
+        format!(
+            "output at or above the {class} soft limit {} for over {} s",
+            limits.soft, limits.soft_seconds
+        )
+    })
+}
+
+impl Server {
+    pub(crate) fn new(listener: std::net::TcpListener, config: Config) -> io::Result<Server> {
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let now = Instant::now();
+        Ok(Server {
+            config,
+            poll,
+            listener,
+            bus: Bus::new(),
+            clients: Vec::new(),
+            free: Vec::new(),
+            connected: 0,
+            next_id: 1,
+            dirty: Vec::new(),
+            retry: Vec::new(),
+            accept_again: false,
+            spare: File::open("/dev/null").ok(),
+            frame: Frame::default(),
+            stats: Stats::default(),
+            started: now,
+            port,
+            soft_watch: Vec::new(),
+            next_soft_check: now,
+        })
+    }
+
+    /// Serves until the poller fails.
+    pub(crate) fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        let mut spin_until = Instant::now();
+        loop {
+            let now = Instant::now();
+            let timeout = if !self.retry.is_empty() || self.accept_again || now < spin_until {
+                Some(Duration::ZERO)
+            } else if !self.soft_watch.is_empty() {
+                Some(self.next_soft_check.saturating_duration_since(now))
+            } else {
+                None
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let busy = !events.is_empty() || !self.retry.is_empty() || self.accept_again;
+            if self.accept_again {
+                self.accept();
+            }
+            for slot in std::mem::take(&mut self.retry) {
+                self.serve_input(slot, false);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    Token(t) => {
+                        let slot = t - 1;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.serve_input(slot, event.is_read_closed() || event.is_error());
+                        }
+                        if event.is_writable() {
+                            self.mark_dirty(slot);
+                        }
+                    }
+                }
+            }
+            self.write_dirty();
+            if !self.soft_watch.is_empty() {
+                let now = Instant::now();
+                if now >= self.next_soft_check {
+                    self.check_soft_limits();
+                    self.next_soft_check = now + SOFT_CHECK;
+                }
+            }
+            if busy {
+                spin_until = Instant::now() + SPIN;
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        self.accept_again = false;
+        for _ in 0..ACCEPT_BUDGET {
+            match self.listener.accept() {
+                Ok((sock, addr)) => self.admit(sock, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) if out_of_resources(&e) => {
+                    // Refuse the connection with Redis's error rather than
+                    // leave it waiting: free the spare descriptor to accept
+                    // it, then take the spare back.
+                    self.stats.rejected += 1;
+                    drop(self.spare.take());
+                    if let Ok((sock, _)) = self.listener.accept() {
+                        refuse(sock, MAX_CLIENTS_ERROR);
+                    }
+                    self.spare = File::open("/dev/null").ok();
+                    if self.spare.is_none() {
+                        eprintln!("resp_server: accept failed: {e}");
+                        // Try again on the next turn (the loop spins a while).
+                        self.accept_again = true;
+                        return;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("resp_server: accept failed: {e}");
+                    return;
+                }
+            }
+        }
+        self.accept_again = true;
+    }
+
+    fn admit(&mut self, mut sock: TcpStream, addr: SocketAddr) {
+        self.stats.connections += 1;
+        if self.connected >= self.config.maxclients {
+            self.stats.rejected += 1;
+            return refuse(sock, MAX_CLIENTS_ERROR);
+        }
+        if protected_refuses(&self.config, addr.ip()) {
+            self.stats.rejected += 1;
+            return refuse(sock, DENIED_ERROR);
+        }
+        let _ = sock.set_nodelay(true);
+        let laddr = sock.local_addr().unwrap_or(addr);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.clients.push(None);
+                self.clients.len() - 1
+            }
+        };
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Token(slot + 1),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            eprintln!("resp_server: cannot watch a new connection: {e}");
+            self.free.push(slot);
+            self.stats.rejected += 1;
+            return refuse(sock, MAX_CLIENTS_ERROR);
+        }
+        let key = ClientKey {
+            slot,
+            id: self.next_id,
+        };
+        self.next_id += 1;
+        let now = Instant::now();
+        let s = Session {
+            key,
+            out: Out::default(),
+            member: None,
+            held: 0,
+            held_shard: 0,
+            name: None,
+            user: b"default".to_vec(),
+            authenticated: self.config.requirepass.is_none(),
+            multi: None,
+            reply_off: false,
+            skip_next: false,
+            skip: false,
+            created: now,
+            last_command: now,
+            last_name: "NULL",
+            closing: false,
+            dead: false,
+            soft_since: None,
+            dirty: false,
+            addr,
+            laddr,
+            fd: sock.as_raw_fd(),
+            input_used: 0,
+            input_size: 0,
+        };
+        self.clients[slot] = Some(Box::new(Client {
+            sock,
+            input: Input::default(),
+            s,
+        }));
+        self.connected += 1;
+    }
+
+    /// Reads what a connection sent and runs the complete requests in it.
+    fn serve_input(&mut self, slot: usize, read_closed: bool) {
+        let Some(mut client) = self.clients.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let mut budget = READ_BUDGET;
+        while !client.s.closing && !client.s.dead {
+            match client.input.read_from(&mut client.sock) {
+                Ok((0, _)) => {
+                    // The client closed its side: nothing more will run, and
+                    // its subscriptions go now; what it is owed is still
+                    // written.
+                    client.s.closing = true;
+                    client.s.member = None;
+                    break;
+                }
+                Ok((n, filled)) => {
+                    self.run_requests(&mut client);
+                    if !filled && !read_closed {
+                        break;
+                    }
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.retry.push(slot);
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    client.s.dead = true;
+                    break;
+                }
+            }
+        }
+        client.s.input_used = client.input.buffered();
+        client.s.input_size = client.input.capacity();
+        self.settle(client);
+    }
+
+    /// Puts a connection back after it ran commands, or closes it.
+    fn settle(&mut self, mut client: Box<Client>) {
+        let slot = client.s.key.slot;
+        if client.s.dead || (client.s.closing && client.s.out.buf.is_empty()) {
+            return self.close(client);
+        }
+        if client.s.closing {
+            client.s.member = None;
+        }
+        if !client.s.out.buf.is_empty() && !client.s.dirty {
+            client.s.dirty = true;
+            self.dirty.push(slot);
+        }
+        self.clients[slot] = Some(client);
+    }
+
+    fn close(&mut self, mut client: Box<Client>) {
+        let _ = self.poll.registry().deregister(&mut client.sock);
+        self.free.push(client.s.key.slot);
+        self.connected -= 1;
+        // Dropping the client drops its member: every subscription goes.
+    }
+
+    /// Runs every complete request in a connection's input.
+    fn run_requests(&mut self, client: &mut Client) {
+        let Client { input, s, .. } = client;
+        while !s.closing && !s.dead {
+            match input.next() {
+                Ok(Some(args)) => self.execute(s, &args),
+                Ok(None) => break,
+                Err(message) => {
+                    s.out.error(cat(&[b"ERR ", &message]));
+                    s.closing = true;
+                    s.member = None;
+                }
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if let Some(Some(client)) = self.clients.get_mut(slot) {
+            if !client.s.dirty {
+                client.s.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+    }
+
+    /// Writes every connection with new output, as much as each takes.
+    fn write_dirty(&mut self) {
+        for slot in std::mem::take(&mut self.dirty) {
+            let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            client.s.dirty = false;
+            match client.s.out.buf.write_to(&mut client.sock) {
+                Ok(true) if client.s.closing => {}
+                Ok(_) => continue,
+                Err(_) => {}
+            }
+            if let Some(client) = self.clients[slot].take() {
+                self.close(client);
+            }
+        }
+    }
+
+    /// Closes the connections that stayed above a soft limit too long.
+    fn check_soft_limits(&mut self) {
+        let mut watch = std::mem::take(&mut self.soft_watch);
+        let mut killed = Vec::new();
+        watch.retain(|key| {
+            let Some(client) = self.clients.get_mut(key.slot).and_then(Option::as_mut) else {
+                return false;
+            };
+            if client.s.key != *key || client.s.soft_since.is_none() {
+                return false;
+            }
+            let mut unused = Vec::new();
+            match over_limit(&mut client.s, &self.config, &mut unused) {
+                Some(reason) => {
+                    eprintln!("resp_server: client {} disconnected: {reason}", key.id);
+                    killed.push(*key);
+                    false
+                }
+                None => client.s.soft_since.is_some(),
+            }
+        });
+        self.soft_watch.append(&mut watch);
+        for key in killed {
+            self.kill(key);
+        }
+    }
+
+    /// Appends the messages the last publish delivered to their
+    /// connections' outputs (`me` is the connection running it, out of the
+    /// table), checking each one's limits; closes those that pass them.
+    pub(crate) fn deliver(&mut self, me: &mut Session) {
+        let Server {
+            bus,
+            clients,
+            dirty,
+            frame,
+            config,
+            soft_watch,
+            ..
+        } = self;
+        let mut killed = Vec::new();
+        let my_key = me.key;
+        bus.deliveries(|key, d, new_route| {
+            if new_route {
+                frame.encode(d.kind, d.pattern, d.channel, d.payload);
+            }
+            let s = if key == my_key {
+                &mut *me
+            } else {
+                match clients.get_mut(key.slot).and_then(Option::as_mut) {
+                    Some(client) if client.s.key == key => &mut client.s,
+                    _ => return,
+                }
+            };
+            if s.dead {
+                return;
+            }
+            frame.write(&mut s.out);
+            if let Some(reason) = over_limit(s, config, soft_watch) {
+                eprintln!("resp_server: client {} disconnected: {reason}", key.id);
+                s.dead = true;
+                s.member = None;
+                killed.push(key);
+            } else if !s.dirty && key != my_key {
+                s.dirty = true;
+                dirty.push(key.slot);
+            }
+        });
+        for key in killed {
+            self.kill(key);
+        }
+    }
+
+    /// Closes the connection `key` now (not the one running a command).
+    pub(crate) fn kill(&mut self, key: ClientKey) {
+        if let Some(slot) = self.clients.get_mut(key.slot) {
+            if slot.as_ref().is_some_and(|c| c.s.key == key) {
+                if let Some(client) = slot.take() {
+                    self.close(client);
+                }
+            }
+        }
+    }
+
+    /// Every other connection's session, in the order they connected.
+    pub(crate) fn others(&self) -> impl Iterator<Item = &Session> {
+        self.clients.iter().flatten().map(|c| &c.s)
+    }
+
+    /// Checks the running connection's own limits after a command.
+    pub(crate) fn check_own_limits(&mut self, me: &mut Session) {
+        if me.dead {
+            return;
+        }
+        if let Some(reason) = over_limit(me, &self.config, &mut self.soft_watch) {
+            eprintln!("resp_server: client {} disconnected: {reason}", me.key.id);
+            me.dead = true;
+            me.member = None;
+        }
+    }
+}
