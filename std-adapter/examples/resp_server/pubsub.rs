@@ -120,10 +120,12 @@ impl Bus {
     /// other than the previous delivery's). Nothing is left in the log.
     pub(crate) fn deliveries(&self, mut f: impl FnMut(ClientKey, &Delivery<'_>, bool)) {
         // Take the log out so that `f` runs with no borrow held.
-        let mut log = LOG.with(|log| std::mem::take(&mut *log.borrow_mut()));
-        if log.is_empty() {
+        let Some(mut log) = LOG.with(|log| {
+            let mut log = log.borrow_mut();
+            (!log.is_empty()).then(|| std::mem::take(&mut *log))
+        }) else {
             return;
-        }
+        };
         let mut previous: Option<&Message<Bytes>> = None;
         for (client, message) in &log {
             let new_route = previous.is_none_or(|p| !p.same_delivery(message));
