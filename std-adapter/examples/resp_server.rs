@@ -113,6 +113,8 @@ mod pubsub;
 #[path = "resp_server/server.rs"]
 mod server;
 
+pub(crate) use server::protected_refuses;
+
 /// The Redis version reported by HELLO and INFO: the one whose behaviour
 /// this server reproduces.
 pub(crate) const REDIS_VERSION: &str = "7.0.15";

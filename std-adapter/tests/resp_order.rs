@@ -45,7 +45,8 @@ fn a_fire_and_forget_unsubscribe_comes_before_a_later_publish() {
             a.send(unsubscribe);
             let counted = publisher.int(&[publish, b"ch", b"x"]);
             assert_eq!(
-                counted, 0,
+                counted,
+                0,
                 "try {i}: {} counted a subscriber that sent {} before it",
                 publish.escape_ascii(),
                 unsubscribe[0].escape_ascii(),
@@ -65,8 +66,14 @@ fn a_closed_subscriber_is_not_counted_by_a_later_publish() {
     let mut publisher = Client::connect(addr);
     for i in 0..TRIES {
         let mut a = Client::connect(addr);
-        a.call(&[b"SUBSCRIBE", b"ch"], &confirm("subscribe", Some(b"ch"), 1));
-        a.call(&[b"PSUBSCRIBE", b"c*"], &confirm("psubscribe", Some(b"c*"), 2));
+        a.call(
+            &[b"SUBSCRIBE", b"ch"],
+            &confirm("subscribe", Some(b"ch"), 1),
+        );
+        a.call(
+            &[b"PSUBSCRIBE", b"c*"],
+            &confirm("psubscribe", Some(b"c*"), 2),
+        );
         if i % 2 == 1 {
             // Unread messages make the close a reset.
             assert_eq!(publisher.int(&[b"PUBLISH", b"ch", b"unread"]), 2);

@@ -255,7 +255,6 @@ pub(crate) fn arity_error(command: &str) -> Vec<u8> {
     format!("-ERR wrong number of arguments for '{command}' command\r\n").into_bytes()
 }
 
-
 /// The `key=value` fields of one CLIENT LIST line.
 pub(crate) fn fields(line: &str) -> std::collections::HashMap<String, String> {
     line.trim_end()
