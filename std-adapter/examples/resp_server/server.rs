@@ -336,19 +336,30 @@ impl Server {
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
                 Err(e) if out_of_resources(&e) => {
-                    // Refuse the connection with Redis's error rather than
-                    // leave it waiting: free the spare descriptor to accept
-                    // it, then take the spare back.
-                    self.stats.rejected += 1;
+                    // Linux reports this before it looks for a waiting
+                    // connection. Free the spare descriptor to accept the
+                    // one waiting, if any, and refuse it with Redis's
+                    // error rather than leave it hanging; then take the
+                    // spare back.
                     drop(self.spare.take());
-                    if let Ok((sock, _)) = self.listener.accept() {
-                        refuse(sock, MAX_CLIENTS_ERROR);
-                    }
+                    let accepted = self.listener.accept();
+                    let refused = match accepted {
+                        Ok((sock, _)) => {
+                            self.stats.connections += 1;
+                            self.stats.rejected += 1;
+                            refuse(sock, MAX_CLIENTS_ERROR);
+                            true
+                        }
+                        Err(_) => false,
+                    };
                     self.spare = File::open("/dev/null").ok();
                     if self.spare.is_none() {
                         eprintln!("resp_server: accept failed: {e}");
                         // Try again on the next turn (the loop spins a while).
                         self.accept_again = true;
+                        return;
+                    }
+                    if !refused {
                         return;
                     }
                 }
