@@ -113,6 +113,7 @@ mod pubsub;
 #[path = "resp_server/server.rs"]
 mod server;
 
+#[allow(unused_imports)] // For the tests.
 pub(crate) use server::protected_refuses;
 
 /// The Redis version reported by HELLO and INFO: the one whose behaviour
