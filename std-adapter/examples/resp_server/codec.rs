@@ -20,6 +20,8 @@ use std::io::{self, IoSlice, Read, Write};
 
 use bytes::Bytes;
 
+use super::pubsub::Payload;
+
 /// The longest bulk string accepted, as Redis's default `proto-max-bulk-len`.
 const MAX_BULK: i64 = 512 * 1024 * 1024;
 /// The most arguments one request may have.
@@ -153,6 +155,25 @@ fn find_line(data: &[u8], from: usize) -> Result<Option<(usize, usize)>, ()> {
     }
 }
 
+/// Parses the common shape of a header line at `pos` (a type byte, 1 to
+/// 18 digits without a leading zero, CRLF) into its number and the offset
+/// after it; `None` for any other shape, which the general path then
+/// parses, waits for, or refuses.
+#[inline]
+fn quick_number(data: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let digits = data.get(pos + 1..)?;
+    let mut n = 0usize;
+    let mut i = 0;
+    while i < digits.len() && i < 18 && digits[i].is_ascii_digit() {
+        n = n * 10 + usize::from(digits[i] - b'0');
+        i += 1;
+    }
+    if i == 0 || (digits[0] == b'0' && i > 1) || digits.get(i..i + 2)? != b"\r\n" {
+        return None;
+    }
+    Some((n, pos + 1 + i + 2))
+}
+
 /// A connection's input: the bytes received and not yet parsed, and the
 /// state of the request being parsed.
 #[derive(Default)]
@@ -226,18 +247,26 @@ impl Input {
                 None => match data.first() {
                     None => return Ok(None),
                     Some(b'*') => {
-                        let Some((line_end, next)) = find_line(data, 0)
-                            .map_err(|()| protocol("too big mbulk count string"))?
-                        else {
-                            return Ok(None);
+                        let (count, next) = match quick_number(data, 0) {
+                            Some((n, next)) => (i64::try_from(n).unwrap_or(i64::MAX), next),
+                            None => {
+                                let Some((line_end, next)) = find_line(data, 0)
+                                    .map_err(|()| protocol("too big mbulk count string"))?
+                                else {
+                                    return Ok(None);
+                                };
+                                let count = parse_int(&data[1..line_end])
+                                    .ok_or_else(|| protocol("invalid multibulk length"))?;
+                                (count, next)
+                            }
                         };
-                        let count = match parse_int(&data[1..line_end]) {
+                        let count = match count {
                             // `*0` and the null array `*-1` are empty requests.
-                            Some(-1 | 0) => {
+                            -1 | 0 => {
                                 self.start += next;
                                 continue;
                             }
-                            Some(n) if (1..=MAX_ARGS).contains(&n) => n as usize,
+                            n if (1..=MAX_ARGS).contains(&n) => n as usize,
                             _ => return Err(protocol("invalid multibulk length")),
                         };
                         self.ranges.clear();
@@ -275,25 +304,40 @@ impl Input {
                 let len = match partial.bulk {
                     Some(len) => len,
                     None => {
-                        let Some((line_end, next)) = find_line(data, partial.pos)
-                            .map_err(|()| protocol("too big bulk count string"))?
-                        else {
-                            return Ok(None);
+                        let quick = match data.get(partial.pos) {
+                            Some(b'$') => quick_number(data, partial.pos),
+                            _ => None,
                         };
-                        let line = &data[partial.pos..line_end];
-                        match line.first() {
-                            Some(b'$') => {}
-                            // Redis shows the byte as it is (a CR for an
-                            // empty line).
-                            found => {
-                                let found = found.copied().unwrap_or(b'\r');
-                                let message =
-                                    [&b"Protocol error: expected '$', got '"[..], &[found], b"'"];
-                                return Err(message.concat());
+                        let (len, next) = match quick {
+                            Some((n, next)) => (i64::try_from(n).unwrap_or(i64::MAX), next),
+                            None => {
+                                let Some((line_end, next)) = find_line(data, partial.pos)
+                                    .map_err(|()| protocol("too big bulk count string"))?
+                                else {
+                                    return Ok(None);
+                                };
+                                let line = &data[partial.pos..line_end];
+                                match line.first() {
+                                    Some(b'$') => {}
+                                    // Redis shows the byte as it is (a CR
+                                    // for an empty line).
+                                    found => {
+                                        let found = found.copied().unwrap_or(b'\r');
+                                        let message = [
+                                            &b"Protocol error: expected '$', got '"[..],
+                                            &[found],
+                                            b"'",
+                                        ];
+                                        return Err(message.concat());
+                                    }
+                                }
+                                let len = parse_int(&line[1..])
+                                    .ok_or_else(|| protocol("invalid bulk length"))?;
+                                (len, next)
                             }
-                        }
-                        let len = match parse_int(&line[1..]) {
-                            Some(n) if (0..=MAX_BULK).contains(&n) => n as usize,
+                        };
+                        let len = match len {
+                            n if (0..=MAX_BULK).contains(&n) => n as usize,
                             _ => return Err(protocol("invalid bulk length")),
                         };
                         partial.total += len as u64;
@@ -563,6 +607,10 @@ impl Output {
 
 /// Writes a type byte, a decimal number and CRLF.
 pub(crate) fn put_header(buf: &mut Vec<u8>, prefix: u8, n: i64) {
+    if (0..10).contains(&n) {
+        buf.extend_from_slice(&[prefix, b'0' + n as u8, b'\r', b'\n']);
+        return;
+    }
     buf.push(prefix);
     let mut digits = [0u8; 20];
     let mut i = digits.len();
@@ -723,7 +771,7 @@ impl Frame {
         kind: &str,
         pattern: Option<&[u8]>,
         channel: &[u8],
-        payload: &Bytes,
+        payload: &Payload,
     ) {
         let b = &mut self.bytes;
         b.clear();
@@ -733,12 +781,15 @@ impl Frame {
             put_bulk(b, pattern);
         }
         put_bulk(b, channel);
-        if payload.len() >= SHARE_AT {
-            put_header(b, b'$', payload.len() as i64);
-            self.shared = Some(payload.clone());
-        } else {
-            put_bulk(b, payload);
-            self.shared = None;
+        match payload.shared() {
+            Some(shared) if shared.len() >= SHARE_AT => {
+                put_header(b, b'$', shared.len() as i64);
+                self.shared = Some(shared.clone());
+            }
+            _ => {
+                put_bulk(b, payload.as_bytes());
+                self.shared = None;
+            }
         }
         // Not worth keeping a large scratch buffer.
         if b.capacity() > KEEP_OUTPUT && b.len() < KEEP_OUTPUT / 4 {

@@ -923,10 +923,65 @@ pub(crate) fn unknown_command(args: &Args<'_>) -> Vec<u8> {
 }
 
 /// A top-level command by name, case-insensitively.
+///
+/// Every request goes through here, so it is a `match` on the lowercased
+/// name (the compiler's length-then-bytes comparisons), not a scan of the
+/// table; each arm's index into [`COMMANDS`] is computed from the table at
+/// compile time, so the two cannot disagree.
 pub(crate) fn find(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS
-        .iter()
-        .find(|s| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name))
+    /// The longest top-level name, `punsubscribe`.
+    const LONGEST: usize = 12;
+    const fn at(name: &str) -> &'static Spec {
+        let mut i = 0;
+        while i < COMMANDS.len() {
+            let candidate = COMMANDS[i].name.as_bytes();
+            let wanted = name.as_bytes();
+            if candidate.len() == wanted.len() {
+                let mut j = 0;
+                while j < wanted.len() && candidate[j] == wanted[j] {
+                    j += 1;
+                }
+                if j == wanted.len() {
+                    return &COMMANDS[i];
+                }
+            }
+            i += 1;
+        }
+        panic!("a name in `find` is missing from COMMANDS")
+    }
+    if name.len() > LONGEST {
+        return None;
+    }
+    let mut lower = [0u8; LONGEST];
+    for (l, &b) in lower.iter_mut().zip(name) {
+        *l = b.to_ascii_lowercase();
+    }
+    Some(match &lower[..name.len()] {
+        b"publish" => const { at("publish") },
+        b"spublish" => const { at("spublish") },
+        b"subscribe" => const { at("subscribe") },
+        b"unsubscribe" => const { at("unsubscribe") },
+        b"psubscribe" => const { at("psubscribe") },
+        b"punsubscribe" => const { at("punsubscribe") },
+        b"ssubscribe" => const { at("ssubscribe") },
+        b"sunsubscribe" => const { at("sunsubscribe") },
+        b"pubsub" => const { at("pubsub") },
+        b"ping" => const { at("ping") },
+        b"echo" => const { at("echo") },
+        b"quit" => const { at("quit") },
+        b"reset" => const { at("reset") },
+        b"hello" => const { at("hello") },
+        b"auth" => const { at("auth") },
+        b"multi" => const { at("multi") },
+        b"exec" => const { at("exec") },
+        b"discard" => const { at("discard") },
+        b"client" => const { at("client") },
+        b"config" => const { at("config") },
+        b"command" => const { at("command") },
+        b"select" => const { at("select") },
+        b"info" => const { at("info") },
+        _ => return None,
+    })
 }
 
 /// A command or subcommand by its full name (`pubsub|numsub`).

@@ -1,14 +1,12 @@
 //! Running one request: the checks Redis makes before a command runs (in
 //! its order), transactions, and the pub/sub and connection commands.
 
-use bytes::Bytes;
-
 use super::REDIS_VERSION;
 use super::codec::{Args, OwnedArgs, parse_int};
 use super::commands::{
     Cmd, LookupError, c_str, cat, lookup, other_redis_command, valid_client_name,
 };
-use super::pubsub::{Space, confirm_kind};
+use super::pubsub::{Payload, Space, confirm_kind};
 use super::server::{Multi, Server, Session};
 
 const NOAUTH: &str = "NOAUTH Authentication required.";
@@ -93,7 +91,7 @@ impl Server {
             }
             Cmd::Unsubscribe(space) => self.unsubscribe(s, space, args),
             Cmd::Publish | Cmd::SPublish => {
-                let payload = Bytes::copy_from_slice(&args[2]);
+                let payload = Payload::new(&args[2]);
                 let n = if cmd == Cmd::Publish {
                     self.bus.publish(&args[1], payload)
                 } else {

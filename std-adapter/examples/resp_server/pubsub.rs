@@ -1,7 +1,7 @@
 //! Every use of the `tidings` API in the server, in one module, so that the
-//! rest speaks only in this module's terms: a [`Bus`] to publish on and
-//! introspect, a [`Member`] per subscribed connection, [`Confirm`]ations and
-//! [`Delivery`]s.
+//! rest speaks only in this module's terms: a [`Bus`] to publish
+//! [`Payload`]s on and introspect, a [`Member`] per subscribed connection,
+//! [`Confirm`]ations and [`Delivery`]s.
 //!
 //! A member is a [`tidings::Handler`]: it has no queue, and each message
 //! delivered to it runs a function on the thread that publishes. Only the
@@ -30,7 +30,47 @@ pub(crate) struct ClientKey {
 thread_local! {
     /// Deliveries made on this thread and not yet drained: appended by the
     /// members' handlers during a publish, emptied right after it.
-    static LOG: RefCell<Vec<(ClientKey, Message<Bytes>)>> = const { RefCell::new(Vec::new()) };
+    static LOG: RefCell<Vec<(ClientKey, Message<Payload>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The longest payload kept inline.
+const INLINE: usize = 38;
+
+/// A message payload, as the broker carries it: a short one inline, so
+/// that publishing it allocates nothing (a publish to nobody then costs no
+/// allocation at all); a longer one in a shared buffer, which a large
+/// message's subscribers then share in their outputs.
+#[derive(Clone)]
+pub(crate) enum Payload {
+    Inline(u8, [u8; INLINE]),
+    Shared(Bytes),
+}
+
+impl Payload {
+    pub(crate) fn new(bytes: &[u8]) -> Payload {
+        if bytes.len() <= INLINE {
+            let mut inline = [0; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Payload::Inline(bytes.len() as u8, inline)
+        } else {
+            Payload::Shared(Bytes::copy_from_slice(bytes))
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Payload::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Payload::Shared(bytes) => bytes,
+        }
+    }
+
+    /// The shared buffer, for a payload that has one.
+    pub(crate) fn shared(&self) -> Option<&Bytes> {
+        match self {
+            Payload::Inline(..) => None,
+            Payload::Shared(bytes) => Some(bytes),
+        }
+    }
 }
 
 /// The three namespaces a connection subscribes in.
@@ -83,18 +123,18 @@ impl From<tidings::Confirmation> for Confirm {
     }
 }
 
-/// One message for one connection, read from the delivery log.
+/// A route's message, read from the delivery log.
 pub(crate) struct Delivery<'a> {
     /// `message`, `pmessage` or `smessage`.
     pub(crate) kind: &'static str,
     pub(crate) pattern: Option<&'a [u8]>,
     pub(crate) channel: &'a [u8],
-    pub(crate) payload: &'a Bytes,
+    pub(crate) payload: &'a Payload,
 }
 
 /// The broker all connections share.
 pub(crate) struct Bus {
-    broker: Broker<Bytes>,
+    broker: Broker<Payload>,
 }
 
 impl Bus {
@@ -106,19 +146,20 @@ impl Bus {
 
     /// `PUBLISH`: the number of deliveries. The deliveries wait in the log
     /// for [`deliveries`](Self::deliveries).
-    pub(crate) fn publish(&self, channel: &[u8], payload: Bytes) -> usize {
+    pub(crate) fn publish(&self, channel: &[u8], payload: Payload) -> usize {
         self.broker.publish(channel, payload)
     }
 
     /// `SPUBLISH`, likewise.
-    pub(crate) fn spublish(&self, channel: &[u8], payload: Bytes) -> usize {
+    pub(crate) fn spublish(&self, channel: &[u8], payload: Payload) -> usize {
         self.broker.spublish(channel, payload)
     }
 
     /// Hands every delivery made on this thread since the last call to `f`,
-    /// in delivery order, with whether it starts a new route (a message
-    /// other than the previous delivery's). Nothing is left in the log.
-    pub(crate) fn deliveries(&self, mut f: impl FnMut(ClientKey, &Delivery<'_>, bool)) {
+    /// in delivery order: the connection, and, at the first delivery of
+    /// each route, the route's message (`None` for the deliveries after it
+    /// that share it). Nothing is left in the log.
+    pub(crate) fn deliveries(&self, mut f: impl FnMut(ClientKey, Option<&Delivery<'_>>)) {
         // Take the log out so that `f` runs with no borrow held.
         let Some(mut log) = LOG.with(|log| {
             let mut log = log.borrow_mut();
@@ -126,9 +167,12 @@ impl Bus {
         }) else {
             return;
         };
-        let mut previous: Option<&Message<Bytes>> = None;
+        let mut previous: Option<&Message<Payload>> = None;
         for (client, message) in &log {
-            let new_route = previous.is_none_or(|p| !p.same_delivery(message));
+            if previous.is_some_and(|p| p.same_delivery(message)) {
+                f(*client, None);
+                continue;
+            }
             previous = Some(message);
             let delivery = Delivery {
                 kind: match message.kind() {
@@ -140,7 +184,7 @@ impl Bus {
                 channel: message.channel(),
                 payload: message.payload(),
             };
-            f(*client, &delivery, new_route);
+            f(*client, Some(&delivery));
         }
         log.clear();
         // Keep the allocation for the next publish, unless one was huge.
@@ -156,7 +200,7 @@ impl Bus {
 
     /// A subscriber for the connection `client`, holding nothing yet.
     pub(crate) fn member(&self, client: ClientKey) -> Member {
-        let handler = self.broker.handler(move |message: Message<Bytes>| {
+        let handler = self.broker.handler(move |message: Message<Payload>| {
             LOG.with(|log| log.borrow_mut().push((client, message)));
         });
         Member { handler }
@@ -191,7 +235,7 @@ impl Bus {
 /// A connection's subscriptions. Dropping it unsubscribes from everything
 /// at once: a later publish no longer counts it.
 pub(crate) struct Member {
-    handler: Handler<Bytes>,
+    handler: Handler<Payload>,
 }
 
 impl Member {

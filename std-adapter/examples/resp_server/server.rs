@@ -40,7 +40,11 @@
 //! After a turn that did work the loop polls without sleeping for
 //! [`SPIN`] before it sleeps in `epoll_wait`: a pipelining client on the
 //! same machine usually sends its next batch within that time, and waking
-//! a sleeping thread for it would cost more than the poll.
+//! a sleeping thread for it would cost more than the poll. Between polls
+//! it yields the CPU, so that a client sharing its core (or anything else
+//! runnable there) is not slowed down by the spin: on a busy 2-core
+//! machine, spinning without yielding made `redis-benchmark` slower than
+//! not spinning at all.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -62,6 +66,14 @@ const SPIN: Duration = Duration::from_micros(100);
 const READ_BUDGET: usize = 256 * 1024;
 /// Connections accepted per turn before other work.
 const ACCEPT_BUDGET: usize = 256;
+/// Messages for a connection that sent no command this turn are written
+/// once this many bytes wait, once the loop has nothing else to do, or
+/// after [`LAZY_WAIT`]: under load, a subscriber then gets a few large
+/// writes rather than one per loop turn, which costs the server and the
+/// subscriber a system call each.
+const LAZY_BYTES: usize = 16 * 1024;
+/// The longest a message waits for company before it is written.
+const LAZY_WAIT: Duration = Duration::from_micros(500);
 /// How often connections above a soft limit are checked.
 const SOFT_CHECK: Duration = Duration::from_millis(100);
 /// The listener's token; a connection's is its slot plus one.
@@ -103,8 +115,10 @@ pub(crate) struct Session {
     pub(crate) dead: bool,
     /// Since when the output has been at or above the soft limit.
     pub(crate) soft_since: Option<Instant>,
-    /// In the server's list of connections to write.
+    /// In the server's list of connections to write this turn.
     dirty: bool,
+    /// In the server's list of connections with messages to write soon.
+    lazy: bool,
     pub(crate) addr: SocketAddr,
     pub(crate) laddr: SocketAddr,
     pub(crate) fd: i32,
@@ -160,6 +174,10 @@ pub(crate) struct Server {
     next_id: u64,
     /// Slots with output to write this turn.
     dirty: Vec<usize>,
+    /// Slots with only messages to write, not yet worth a write of their
+    /// own (see [`LAZY_BYTES`]), and since when the oldest has waited.
+    lazy: Vec<usize>,
+    lazy_since: Instant,
     /// Slots with input left to read.
     retry: Vec<usize>,
     /// The listener may have connections waiting.
@@ -175,6 +193,8 @@ pub(crate) struct Server {
     /// Connections above a soft limit, checked every [`SOFT_CHECK`].
     soft_watch: Vec<ClientKey>,
     next_soft_check: Instant,
+    /// [`limit_thresholds`] of the config.
+    thresholds: [usize; 2],
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -200,8 +220,28 @@ fn refuse(mut sock: TcpStream, reply: &[u8]) {
     let _ = sock.write(reply);
 }
 
+/// The pending output at which each class's limits need a look: the
+/// smaller limit that is set ([`usize::MAX`] for none). Index 1 is the
+/// pubsub class.
+fn limit_thresholds(config: &Config) -> [usize; 2] {
+    let at = |l: &Limits| {
+        [l.hard, l.soft]
+            .into_iter()
+            .filter(|&x| x > 0)
+            .min()
+            .map_or(usize::MAX, |x| usize::try_from(x).unwrap_or(usize::MAX))
+    };
+    [at(&config.normal), at(&config.pubsub)]
+}
+
+/// Whether `s` may be past a limit: the cheap test made at every append.
+#[inline]
+fn may_be_over(s: &Session, thresholds: &[usize; 2]) -> bool {
+    s.soft_since.is_some() || s.out.buf.pending() >= thresholds[usize::from(s.subscribed())]
+}
+
 /// Why a connection's output passed its limits, if it did; called each
-/// time output is queued for it.
+/// time output is queued for it (after [`may_be_over`]).
 pub(crate) fn over_limit(
     s: &mut Session,
     config: &Config,
@@ -250,7 +290,6 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let now = Instant::now();
         Ok(Server {
-            config,
             poll,
             listener,
             bus: Bus::new(),
@@ -259,6 +298,8 @@ impl Server {
             connected: 0,
             next_id: 1,
             dirty: Vec::new(),
+            lazy: Vec::new(),
+            lazy_since: now,
             retry: Vec::new(),
             accept_again: false,
             spare: File::open("/dev/null").ok(),
@@ -268,6 +309,8 @@ impl Server {
             port,
             soft_watch: Vec::new(),
             next_soft_check: now,
+            thresholds: limit_thresholds(&config),
+            config,
         })
     }
 
@@ -290,11 +333,23 @@ impl Server {
                 Err(e) => return Err(e),
             }
             let busy = !events.is_empty() || !self.retry.is_empty() || self.accept_again;
+            if !busy && timeout == Some(Duration::ZERO) {
+                // Spinning: let whatever else wants this core run first.
+                std::thread::yield_now();
+            }
             if self.accept_again {
                 self.accept();
             }
-            for slot in std::mem::take(&mut self.retry) {
-                self.serve_input(slot, false);
+            if !self.retry.is_empty() {
+                let mut retry = std::mem::take(&mut self.retry);
+                for &slot in &retry {
+                    self.serve_input(slot, false);
+                }
+                // Keep both allocations: what was retried, and what asks
+                // for another turn now.
+                retry.clear();
+                retry.append(&mut self.retry);
+                self.retry = retry;
             }
             for event in events.iter() {
                 match event.token() {
@@ -309,6 +364,9 @@ impl Server {
                         }
                     }
                 }
+            }
+            if !self.lazy.is_empty() && (!busy || self.lazy_since.elapsed() >= LAZY_WAIT) {
+                self.promote_lazy();
             }
             self.write_dirty();
             if !self.soft_watch.is_empty() {
@@ -427,6 +485,7 @@ impl Server {
             dead: false,
             soft_since: None,
             dirty: false,
+            lazy: false,
             addr,
             laddr,
             fd: sock.as_raw_fd(),
@@ -529,9 +588,25 @@ impl Server {
         }
     }
 
+    /// Moves the connections with messages waiting to this turn's writes.
+    fn promote_lazy(&mut self) {
+        let mut lazy = std::mem::take(&mut self.lazy);
+        for slot in lazy.drain(..) {
+            if let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) {
+                client.s.lazy = false;
+                if !client.s.dirty {
+                    client.s.dirty = true;
+                    self.dirty.push(slot);
+                }
+            }
+        }
+        self.lazy = lazy;
+    }
+
     /// Writes every connection with new output, as much as each takes.
     fn write_dirty(&mut self) {
-        for slot in std::mem::take(&mut self.dirty) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for slot in dirty.drain(..) {
             let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
@@ -545,6 +620,7 @@ impl Server {
                 self.close(client);
             }
         }
+        self.dirty = dirty;
     }
 
     /// Closes the connections that stayed above a soft limit too long.
@@ -582,15 +658,18 @@ impl Server {
             bus,
             clients,
             dirty,
+            lazy,
+            lazy_since,
             frame,
             config,
             soft_watch,
+            thresholds,
             ..
         } = self;
         let mut killed = Vec::new();
         let my_key = me.key;
-        bus.deliveries(|key, d, new_route| {
-            if new_route {
+        bus.deliveries(|key, route| {
+            if let Some(d) = route {
                 frame.encode(d.kind, d.pattern, d.channel, d.payload);
             }
             let s = if key == my_key {
@@ -605,14 +684,27 @@ impl Server {
                 return;
             }
             frame.write(&mut s.out);
-            if let Some(reason) = over_limit(s, config, soft_watch) {
-                eprintln!("resp_server: client {} disconnected: {reason}", key.id);
-                s.dead = true;
-                s.member = None;
-                killed.push(key);
-            } else if !s.dirty && key != my_key {
+            if may_be_over(s, thresholds) {
+                if let Some(reason) = over_limit(s, config, soft_watch) {
+                    eprintln!("resp_server: client {} disconnected: {reason}", key.id);
+                    s.dead = true;
+                    s.member = None;
+                    killed.push(key);
+                    return;
+                }
+            }
+            if key == my_key || s.dirty {
+                return;
+            }
+            if s.out.buf.pending() >= LAZY_BYTES {
                 s.dirty = true;
                 dirty.push(key.slot);
+            } else if !s.lazy {
+                s.lazy = true;
+                if lazy.is_empty() {
+                    *lazy_since = Instant::now();
+                }
+                lazy.push(key.slot);
             }
         });
         for key in killed {
@@ -638,7 +730,7 @@ impl Server {
 
     /// Checks the running connection's own limits after a command.
     pub(crate) fn check_own_limits(&mut self, me: &mut Session) {
-        if me.dead {
+        if me.dead || !may_be_over(me, &self.thresholds) {
             return;
         }
         if let Some(reason) = over_limit(me, &self.config, &mut self.soft_watch) {
