@@ -660,6 +660,47 @@ mod server_commands {
         );
     }
 
+    /// Every command of the table is found by name, in any case.
+    #[test]
+    fn every_command_in_the_table_is_known_in_any_case() {
+        let addr = server();
+        let mut c = Client::connect(addr);
+        let Frame::Array(names) = c.ask(&[b"COMMAND", b"LIST"]) else {
+            panic!("COMMAND LIST")
+        };
+        let top: Vec<Vec<u8>> = names
+            .into_iter()
+            .filter_map(|n| match n {
+                Frame::Bulk(name) if !name.contains(&b'|') => Some(name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(top.len() as i64, c.int(&[b"COMMAND", b"COUNT"]));
+        for name in top {
+            // Alternate the case: pUbLiSh.
+            let odd: Vec<u8> = name
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if i % 2 == 1 {
+                        b.to_ascii_uppercase()
+                    } else {
+                        *b
+                    }
+                })
+                .collect();
+            let mut fresh = Client::connect(addr);
+            match fresh.ask(&[&odd]) {
+                Frame::Error(e) => assert!(
+                    !e.contains("unknown command"),
+                    "{}: {e}",
+                    odd.escape_ascii()
+                ),
+                _ => {}
+            }
+        }
+    }
+
     #[test]
     fn the_version_is_7_0_15_everywhere() {
         let mut c = Client::connect(server());

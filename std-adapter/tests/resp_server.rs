@@ -748,6 +748,64 @@ mod protocol {
         other.call(&[b"PING"], b"+PONG\r\n");
     }
 
+    /// Requests cut anywhere, even into single bytes, are parsed whole once
+    /// their last byte arrives, and the replies come in order.
+    #[test]
+    fn requests_split_at_every_byte_are_parsed_whole() {
+        let addr = server();
+        let mut c = Client::connect(addr);
+        c.writer.set_nodelay(true).unwrap();
+        let big = vec![b'z'; 100_000];
+        let input = [
+            command(&[b"PING"]),
+            b"ECHO \"a b\"\r\n".to_vec(),
+            command(&[b"ECHO", &big]),
+            b"*-1\r\n*0\r\n\r\n".to_vec(),
+            command(&[b"PUBLISH", b"ch", b"x"]),
+        ]
+        .concat();
+        let want = [&b"+PONG\r\n$3\r\na b\r\n"[..], &bulk(&big), b":0\r\n"].concat();
+        // One byte at a time through the headers, larger pieces later.
+        let mut at = 0;
+        while at < input.len() {
+            let piece = if at < 64 || input.len() - at < 64 {
+                1
+            } else {
+                4093
+            };
+            let end = (at + piece).min(input.len());
+            c.send_raw(&input[at..end]);
+            at = end;
+            if piece == 1 {
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+        c.expect(&want);
+    }
+
+    /// Between requests a connection holds no input buffer: memory
+    /// follows use, even after a large request.
+    #[test]
+    fn an_idle_connection_holds_no_input_buffer() {
+        let addr = server();
+        let mut c = Client::connect(addr);
+        let payload = vec![b'p'; 1 << 20];
+        c.call(&[b"PUBLISH", b"ch", &payload], b":0\r\n");
+        let mut q = Client::connect(addr);
+        let id = c.int(&[b"CLIENT", b"ID"]);
+        let line = q.text(&[b"CLIENT", b"LIST", b"ID", id.to_string().as_bytes()]);
+        let f = fields(&line);
+        assert_eq!((&f["qbuf"][..], &f["rbs"][..]), ("0", "0"), "{line}");
+        // A request cut in two keeps only its own bytes meanwhile.
+        c.send_raw(b"*2\r\n$4\r\nECHO\r\n$5\r\nhel");
+        eventually("the first half is buffered", || {
+            let line = q.text(&[b"CLIENT", b"LIST", b"ID", id.to_string().as_bytes()]);
+            fields(&line)["qbuf"] != "0"
+        });
+        c.send_raw(b"lo\r\n");
+        c.expect(b"$5\r\nhello\r\n");
+    }
+
     #[test]
     fn too_long_lines_are_refused() {
         let addr = server();

@@ -191,6 +191,9 @@ pub(crate) struct Input {
     ranges: Vec<(usize, usize)>,
     /// An inline request's arguments, unescaped.
     inline: Vec<u8>,
+    /// The bytes from `start` that the bulk string being received needs
+    /// to be complete; 0 when not waiting for one.
+    want: usize,
 }
 
 impl Input {
@@ -204,6 +207,51 @@ impl Input {
         self.buf.len()
     }
 
+    /// Whether nothing is buffered: no request is partly received.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start + self.taken == self.end
+    }
+
+    /// Reads into `shared`, the loop's read buffer, instead of a buffer of
+    /// its own: called while nothing is buffered, so that a connection
+    /// between requests holds no input memory. [`give_back`](Self::give_back)
+    /// must follow.
+    pub(crate) fn borrow(&mut self, shared: &mut Vec<u8>) {
+        debug_assert!(self.is_empty() && self.partial.is_none());
+        self.start += std::mem::take(&mut self.taken);
+        (self.start, self.end) = (0, 0);
+        std::mem::swap(&mut self.buf, shared);
+    }
+
+    /// Returns the loop's read buffer after [`borrow`](Self::borrow),
+    /// keeping in a buffer of its own the bytes of a request not yet
+    /// complete.
+    pub(crate) fn give_back(&mut self, shared: &mut Vec<u8>) {
+        self.start += std::mem::take(&mut self.taken);
+        let rest = self.end - self.start;
+        let mut own = if rest == 0 {
+            Vec::new()
+        } else {
+            let mut own = vec![0; rest.max(INPUT_CHUNK)];
+            own[..rest].copy_from_slice(&self.buf[self.start..self.end]);
+            own
+        };
+        std::mem::swap(&mut self.buf, &mut own);
+        *shared = own;
+        (self.start, self.end) = (0, rest);
+        self.trim();
+    }
+
+    /// Lets go of the memory a large request needed.
+    fn trim(&mut self) {
+        if self.ranges.capacity() > 1024 && self.partial.is_none() {
+            self.ranges = Vec::new();
+        }
+        if self.inline.capacity() > 4096 {
+            self.inline = Vec::new();
+        }
+    }
+
     /// Reads once from `r` into the free end of the buffer, making room
     /// first: `Ok((n, filled))`, where `filled` says the read took all the
     /// room it had, so more may be waiting.
@@ -211,11 +259,6 @@ impl Input {
         self.start += std::mem::take(&mut self.taken);
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
-            // Memory follows use: a buffer grown for one large request is
-            // not kept.
-            if self.buf.len() != INPUT_CHUNK {
-                self.buf = vec![0; INPUT_CHUNK];
-            }
         }
         if self.buf.len() - self.end < MIN_READ {
             if self.start > 0 {
@@ -223,9 +266,15 @@ impl Input {
                 self.end -= self.start;
                 self.start = 0;
             }
-            // Full of one incomplete request: grow with what has arrived.
+            // Full of one incomplete request: grow with what has arrived,
+            // and never past what the request still needs (a bulk string
+            // of 512 MiB takes 512 MiB, not the next power of two).
             if self.buf.len() - self.end < MIN_READ {
-                let len = (self.buf.len() * 2).max(INPUT_CHUNK);
+                let doubled = (self.buf.len() * 2).max(INPUT_CHUNK);
+                let len = match self.want {
+                    want if want > self.buf.len() => doubled.min(want + MIN_READ),
+                    _ => doubled,
+                };
                 self.buf.resize(len, 0);
             }
         }
@@ -351,6 +400,7 @@ impl Input {
                 };
                 let end = partial.pos + len;
                 if data.len() < end + 2 {
+                    self.want = end + 2;
                     return Ok(None);
                 }
                 if data[end..end + 2] != *b"\r\n" {
@@ -363,6 +413,7 @@ impl Input {
             }
             self.taken = partial.pos;
             self.partial = None;
+            self.want = 0;
             return Ok(Some(Args::new(data, &self.ranges)));
         }
     }
@@ -506,8 +557,10 @@ pub(crate) struct Output {
     head: usize,
 }
 
-/// An output buffer larger than this is not kept once written.
-const KEEP_OUTPUT: usize = 64 * 1024;
+/// An output buffer larger than this is not kept once written, so an idle
+/// connection holds at most this much (Redis keeps a 16 KiB reply buffer
+/// per client too).
+const KEEP_OUTPUT: usize = 16 * 1024;
 /// The most pieces one `writev` takes.
 const MAX_IOV: usize = 64;
 

@@ -62,6 +62,8 @@ use super::{Config, Limits};
 
 /// How long the loop polls without sleeping after a turn that did work.
 const SPIN: Duration = Duration::from_micros(100);
+/// The loop's read buffer.
+const READ_BUF: usize = 64 * 1024;
 /// Bytes read from one connection per turn before others get theirs.
 const READ_BUDGET: usize = 256 * 1024;
 /// Connections accepted per turn before other work.
@@ -187,6 +189,9 @@ pub(crate) struct Server {
     spare: Option<File>,
     /// Scratch space for encoding a route's message.
     frame: Frame,
+    /// The buffer connections read into while no request of theirs is
+    /// partly received (see `Input::borrow`).
+    read_buf: Vec<u8>,
     pub(crate) stats: Stats,
     pub(crate) started: Instant,
     pub(crate) port: u16,
@@ -304,6 +309,7 @@ impl Server {
             accept_again: false,
             spare: File::open("/dev/null").ok(),
             frame: Frame::default(),
+            read_buf: vec![0; READ_BUF],
             stats: Stats::default(),
             started: now,
             port,
@@ -507,7 +513,21 @@ impl Server {
         };
         let mut budget = READ_BUDGET;
         while !client.s.closing && !client.s.dead {
-            match client.input.read_from(&mut client.sock) {
+            // Between requests a connection reads into the loop's buffer.
+            let shared = client.input.is_empty();
+            if shared {
+                client.input.borrow(&mut self.read_buf);
+            }
+            let read = client.input.read_from(&mut client.sock);
+            if let Ok((n, _)) = read {
+                if n > 0 {
+                    self.run_requests(&mut client);
+                }
+            }
+            if shared {
+                client.input.give_back(&mut self.read_buf);
+            }
+            match read {
                 Ok((0, _)) => {
                     // The client closed its side: nothing more will run, and
                     // its subscriptions go now; what it is owed is still
@@ -517,7 +537,6 @@ impl Server {
                     break;
                 }
                 Ok((n, filled)) => {
-                    self.run_requests(&mut client);
                     if !filled && !read_closed {
                         break;
                     }
