@@ -291,7 +291,7 @@ impl Server {
                             b"aclcat" => Box::new(move |spec| {
                                 spec.acl
                                     .iter()
-                                    .any(|c| c[1..].as_bytes().eq_ignore_ascii_case(&value))
+                                    .any(|c| c.as_bytes()[1..].eq_ignore_ascii_case(&value))
                             }),
                             b"pattern" => {
                                 Box::new(move |spec| glob_matches(&value, spec.name.as_bytes()))

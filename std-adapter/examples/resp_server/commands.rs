@@ -155,6 +155,7 @@ const fn spec(
 
 /// A container command (PUBSUB, CLIENT, …); `cmd` for COMMAND, which also
 /// runs without a subcommand.
+#[allow(clippy::too_many_arguments)]
 const fn container(
     name: &'static str,
     arity: i32,
