@@ -99,6 +99,7 @@
 
 use std::io;
 use std::net::TcpListener;
+use std::time::Duration;
 
 #[path = "resp_server/admin.rs"]
 mod admin;
@@ -145,6 +146,9 @@ pub(crate) struct Config {
     pub(crate) users: Vec<(Vec<u8>, Vec<u8>)>,
     /// Refuse non-loopback clients while no password is set.
     pub(crate) protected_mode: bool,
+    /// How long the loop polls without sleeping after a turn that did work
+    /// (while the machine has a CPU to spare); zero never spins.
+    pub(crate) spin: Duration,
 }
 
 impl Default for Config {
@@ -161,6 +165,7 @@ impl Default for Config {
             requirepass: None,
             users: Vec::new(),
             protected_mode: true,
+            spin: Duration::from_micros(100),
         }
     }
 }
@@ -189,6 +194,9 @@ Options:
   --normal-limit HARD SOFT SECONDS
                              The same for the other connections
                              [default: 0 0 0]
+  --spin MICROSECONDS        After work, poll this long before sleeping,
+                             while the machine has a CPU to spare; 0 never
+                             spins [default: 100]
   -h, --help                 Print this help";
 
 /// A size in Redis's config syntax (`memtoull`): digits and an optional
@@ -249,6 +257,12 @@ pub(crate) fn parse_args(
                     Ok(n) if n >= 1 => n,
                     _ => return Err(format!("--maxclients takes a number from 1, not {n:?}")),
                 };
+            }
+            "--spin" => {
+                let us = value("--spin")?;
+                config.spin = Duration::from_micros(us.parse().map_err(|_| {
+                    format!("--spin takes a whole number of microseconds, not {us:?}")
+                })?);
             }
             "--requirepass" => config.requirepass = Some(value("--requirepass")?.into_bytes()),
             "--user" => {

@@ -316,9 +316,18 @@ mod auth {
         assert_eq!(c.requirepass.as_deref(), Some(&b"pw"[..]));
         assert_eq!(c.users, [(b"bob".to_vec(), b"x:y".to_vec())]);
         assert_eq!(c.maxclients, 7);
-        let c = parse(&["--user", "default:pw", "--protected-mode", "no"]).unwrap();
+        let c = parse(&[
+            "--user",
+            "default:pw",
+            "--protected-mode",
+            "no",
+            "--spin",
+            "0",
+        ])
+        .unwrap();
         assert_eq!(c.requirepass.as_deref(), Some(&b"pw"[..]));
         assert!(!c.protected_mode);
+        assert!(c.spin.is_zero());
         for bad in [
             &["--user", "nocolon"][..],
             &["--user", ":pw"],
@@ -327,6 +336,7 @@ mod auth {
             &["--maxclients", "x"],
             &["--protected-mode", "maybe"],
             &["--requirepass"],
+            &["--spin", "-1"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }

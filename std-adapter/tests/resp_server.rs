@@ -306,6 +306,55 @@ mod publish {
         sub.expect(&message(b"big", &payload));
     }
 
+    /// With spinning off the loop sleeps right after a turn: messages
+    /// held back to be written together must still go out before it does.
+    #[test]
+    fn messages_go_out_before_the_loop_sleeps() {
+        let addr = start(Config {
+            spin: Duration::ZERO,
+            ..Config::default()
+        });
+        let mut sub = Client::connect(addr);
+        sub.call(&[b"SUBSCRIBE", b"a"], &confirm("subscribe", Some(b"a"), 1));
+        sub.call(
+            &[b"PSUBSCRIBE", b"*"],
+            &confirm("psubscribe", Some(b"*"), 2),
+        );
+        let mut publisher = Client::connect(addr);
+        for i in 0..50 {
+            let payload = i.to_string();
+            publisher.call(&[b"PUBLISH", b"a", payload.as_bytes()], b":2\r\n");
+            sub.expect(
+                &[
+                    message(b"a", payload.as_bytes()),
+                    pmessage(b"*", b"a", payload.as_bytes()),
+                ]
+                .concat(),
+            );
+        }
+        // Pipelined, from several publishers at once.
+        let pipeline: Vec<u8> = (0..1000)
+            .flat_map(|i| command(&[b"PUBLISH", b"b", i.to_string().as_bytes()]))
+            .collect();
+        let writers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut p = Client::connect(addr);
+                let pipeline = pipeline.clone();
+                thread::spawn(move || {
+                    p.send_raw(&pipeline);
+                    p.expect(&b":1\r\n".repeat(1000));
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        for _ in 0..3000 {
+            assert!(matches!(sub.frame(), Frame::Array(m) if m.len() == 4));
+        }
+        sub.expect_nothing();
+    }
+
     #[test]
     fn ten_thousand_messages_arrive_in_publish_order() {
         const N: usize = 10_000;

@@ -37,8 +37,8 @@
 //!
 //! # Spinning
 //!
-//! After a turn that did work the loop polls without sleeping for
-//! [`SPIN`] before it sleeps in `epoll_wait`: a pipelining client on the
+//! After a turn that did work the loop polls without sleeping for a while
+//! (`--spin`, 100 µs) before it sleeps in `epoll_wait`: a pipelining client on the
 //! same machine usually sends its next batch within that time, and waking
 //! a sleeping thread for it would cost more than the poll. Between polls
 //! it yields the CPU, so that a client sharing its core (or anything else
@@ -60,8 +60,6 @@ use super::commands::cat;
 use super::pubsub::{Bus, ClientKey, Member};
 use super::{Config, Limits};
 
-/// How long the loop polls without sleeping after a turn that did work.
-const SPIN: Duration = Duration::from_micros(100);
 /// The loop's read buffer.
 const READ_BUF: usize = 64 * 1024;
 /// Bytes read from one connection per turn before others get theirs.
@@ -420,7 +418,15 @@ impl Server {
                     }
                 }
             }
-            if !self.lazy.is_empty() && (!busy || self.lazy_since.elapsed() >= LAZY_WAIT) {
+            let now = Instant::now();
+            if busy && !self.config.spin.is_zero() && self.spin_gate.allows(now) {
+                spin_until = now + self.config.spin;
+            }
+            // Messages waiting for company go out once the loop has nothing
+            // else to do, before it sleeps, or when they waited long enough.
+            if !self.lazy.is_empty()
+                && (!busy || now >= spin_until || now.duration_since(self.lazy_since) >= LAZY_WAIT)
+            {
                 self.promote_lazy();
             }
             self.write_dirty();
@@ -429,12 +435,6 @@ impl Server {
                 if now >= self.next_soft_check {
                     self.check_soft_limits();
                     self.next_soft_check = now + SOFT_CHECK;
-                }
-            }
-            if busy {
-                let now = Instant::now();
-                if self.spin_gate.allows(now) {
-                    spin_until = now + SPIN;
                 }
             }
         }
