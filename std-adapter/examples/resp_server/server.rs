@@ -16,14 +16,27 @@
 //! new edge), until its end, or until a per-turn budget, after which it
 //! waits in a retry list that is served before new events.
 //!
+//! # Reading
+//!
+//! A connection between requests holds no input buffer: it reads into the
+//! loop's own 64 KiB buffer, and only the bytes of a request that has not
+//! fully arrived are copied into a buffer of its own, which grows as they
+//! arrive (never to a size the client merely declares).
+//!
 //! # Writing
 //!
 //! Replies and messages are appended to each connection's [`Output`], and
-//! every connection with new output is written once per loop turn, after
-//! the turn's events: as much as its socket takes, never waiting. What
-//! the socket does not take stays queued; the connection's writability
-//! edge brings it back. A slow or stuck client therefore costs memory,
-//! bounded by its output limit, never the loop's time.
+//! never wait for the socket: a connection is written as much as its socket
+//! takes, and what it does not take stays queued until the connection's
+//! writability edge brings it back. A slow or stuck client therefore costs
+//! memory, bounded by its output limit, never the loop's time.
+//!
+//! A connection that sent commands this turn is written at the end of the
+//! turn. One that only received messages is written once [`LAZY_BYTES`]
+//! wait, once the loop has nothing else to do or is about to sleep, or
+//! after [`LAZY_WAIT`]: under load a subscriber then gets a few large
+//! writes instead of one per turn, each of which costs the server and the
+//! subscriber a system call and a wake-up.
 //!
 //! # Limits
 //!
@@ -38,13 +51,15 @@
 //! # Spinning
 //!
 //! After a turn that did work the loop polls without sleeping for a while
-//! (`--spin`, 100 µs) before it sleeps in `epoll_wait`: a pipelining client on the
-//! same machine usually sends its next batch within that time, and waking
-//! a sleeping thread for it would cost more than the poll. Between polls
-//! it yields the CPU, so that a client sharing its core (or anything else
-//! runnable there) is not slowed down by the spin: on a busy 2-core
-//! machine, spinning without yielding made `redis-benchmark` slower than
-//! not spinning at all.
+//! (`--spin`, 100 µs) before it sleeps in `epoll_wait`: a pipelining client
+//! on the same machine usually sends its next batch within that time, and
+//! waking a sleeping thread for it costs more than the polls. Between
+//! polls it yields the CPU, and it spins only while the machine has a CPU
+//! to spare ([`SpinGate`]): a spinning loop must not take the CPU that its
+//! own clients need. On this project's 2-core machine, with
+//! `redis-benchmark` alone, spinning gained 10–20% throughput; with a
+//! subscriber reading too (three busy processes on two cores), it lost
+//! 5–15%, which the gate avoids.
 
 use std::fs::File;
 use std::io::{self, Write};
