@@ -832,10 +832,11 @@ mod protocol {
         c.expect(&want);
     }
 
-    /// Between requests a connection holds no input buffer: memory
-    /// follows use, even after a large request.
+    /// Between requests a connection holds no input buffer, and about a
+    /// second after a burst of output its output buffer is cut back:
+    /// memory follows use.
     #[test]
-    fn an_idle_connection_holds_no_input_buffer() {
+    fn an_idle_connection_holds_little_memory() {
         let addr = server();
         let mut c = Client::connect(addr);
         let payload = vec![b'p'; 1 << 20];
@@ -853,6 +854,30 @@ mod protocol {
         });
         c.send_raw(b"lo\r\n");
         c.expect(b"$5\r\nhello\r\n");
+        // A subscriber's buffer grows with a burst (one write of about
+        // 40 KiB, a buffer kept for the next writes), then shrinks back.
+        let mut sub = Client::connect(addr);
+        let sub_id = sub.int(&[b"CLIENT", b"ID"]);
+        sub.call(
+            &[b"SUBSCRIBE", b"burst"],
+            &confirm("subscribe", Some(b"burst"), 1),
+        );
+        let chunk = vec![b'b'; 1000];
+        let pipeline: Vec<u8> = (0..40)
+            .flat_map(|_| command(&[b"PUBLISH", b"burst", &chunk]))
+            .collect();
+        c.send_raw(&pipeline);
+        c.expect(&b":1\r\n".repeat(40));
+        for _ in 0..40 {
+            sub.expect(&message(b"burst", &chunk));
+        }
+        let line = q.text(&[b"CLIENT", b"LIST", b"ID", sub_id.to_string().as_bytes()]);
+        let grown: usize = fields(&line)["tot-mem"].parse().unwrap();
+        assert!(grown > 16 * 1024, "no burst: {line}");
+        eventually("the output buffer is cut back", || {
+            let line = q.text(&[b"CLIENT", b"LIST", b"ID", sub_id.to_string().as_bytes()]);
+            fields(&line)["tot-mem"].parse::<usize>().unwrap() <= 16 * 1024
+        });
     }
 
     #[test]

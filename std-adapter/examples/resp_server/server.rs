@@ -85,10 +85,14 @@ const ACCEPT_BUDGET: usize = 256;
 /// once this many bytes wait, once the loop has nothing else to do, or
 /// after [`LAZY_WAIT`]: under load, a subscriber then gets a few large
 /// writes rather than one per loop turn, which costs the server and the
-/// subscriber a system call each.
+/// subscriber a system call each. Well under the output buffer a
+/// connection keeps (`codec::KEEP_OUTPUT`), so that the buffer is reused,
+/// not freed and allocated again, from one write to the next.
 const LAZY_BYTES: usize = 16 * 1024;
 /// The longest a message waits for company before it is written.
 const LAZY_WAIT: Duration = Duration::from_micros(500);
+/// How often every connection's idle buffers are cut back.
+const CRON: Duration = Duration::from_secs(1);
 /// How often connections above a soft limit are checked.
 const SOFT_CHECK: Duration = Duration::from_millis(100);
 /// The listener's token; a connection's is its slot plus one.
@@ -211,6 +215,8 @@ pub(crate) struct Server {
     /// Connections above a soft limit, checked every [`SOFT_CHECK`].
     soft_watch: Vec<ClientKey>,
     next_soft_check: Instant,
+    /// When idle buffers are next cut back.
+    next_cron: Instant,
     /// [`limit_thresholds`] of the config.
     thresholds: [usize; 2],
     spin_gate: SpinGate,
@@ -376,6 +382,7 @@ impl Server {
             port,
             soft_watch: Vec::new(),
             next_soft_check: now,
+            next_cron: now + CRON,
             thresholds: limit_thresholds(&config),
             spin_gate: SpinGate::new(),
             config,
@@ -389,12 +396,15 @@ impl Server {
         loop {
             let now = Instant::now();
             let timeout = if !self.retry.is_empty() || self.accept_again || now < spin_until {
-                Some(Duration::ZERO)
+                Duration::ZERO
             } else if !self.soft_watch.is_empty() {
-                Some(self.next_soft_check.saturating_duration_since(now))
+                self.next_soft_check
+                    .min(self.next_cron)
+                    .saturating_duration_since(now)
             } else {
-                None
+                self.next_cron.saturating_duration_since(now)
             };
+            let timeout = Some(timeout);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -445,12 +455,15 @@ impl Server {
                 self.promote_lazy();
             }
             self.write_dirty();
-            if !self.soft_watch.is_empty() {
-                let now = Instant::now();
-                if now >= self.next_soft_check {
-                    self.check_soft_limits();
-                    self.next_soft_check = now + SOFT_CHECK;
+            if !self.soft_watch.is_empty() && now >= self.next_soft_check {
+                self.check_soft_limits();
+                self.next_soft_check = now + SOFT_CHECK;
+            }
+            if now >= self.next_cron {
+                for client in self.clients.iter_mut().flatten() {
+                    client.s.out.buf.release();
                 }
+                self.next_cron = now + CRON;
             }
         }
     }
