@@ -878,6 +878,12 @@ mod protocol {
             let line = q.text(&[b"CLIENT", b"LIST", b"ID", sub_id.to_string().as_bytes()]);
             fields(&line)["tot-mem"].parse::<usize>().unwrap() <= 16 * 1024
         });
+        // It has not sent anything since: CLIENT LIST says how long.
+        thread::sleep(Duration::from_millis(1100));
+        let line = q.text(&[b"CLIENT", b"LIST", b"ID", sub_id.to_string().as_bytes()]);
+        assert!(fields(&line)["idle"].parse::<u64>().unwrap() >= 1, "{line}");
+        let me = q.text(&[b"CLIENT", b"INFO"]);
+        assert_eq!(fields(&me)["idle"], "0", "{me}");
     }
 
     #[test]

@@ -125,7 +125,9 @@ pub(crate) struct Session {
     pub(crate) skip_next: bool,
     pub(crate) skip: bool,
     pub(crate) created: Instant,
+    /// When it last sent bytes (CLIENT LIST's `idle`).
     pub(crate) last_command: Instant,
+    /// Its last command's full name (CLIENT LIST's `cmd`).
     pub(crate) last_name: &'static str,
     /// Close once the output is written (QUIT, a protocol error, the end
     /// of input, CLIENT KILL of itself); no more commands run.
@@ -601,6 +603,7 @@ impl Server {
             let read = client.input.read_from(&mut client.sock);
             if let Ok((n, _)) = read {
                 if n > 0 {
+                    client.s.last_command = Instant::now();
                     self.run_requests(&mut client);
                 }
             }
@@ -822,7 +825,8 @@ impl Server {
         }
     }
 
-    /// Every other connection's session, in the order they connected.
+    /// Every other connection's session (the running one is out of the
+    /// table), in table order.
     pub(crate) fn others(&self) -> impl Iterator<Item = &Session> {
         self.clients.iter().flatten().map(|c| &c.s)
     }
