@@ -306,6 +306,78 @@ mod publish {
         sub.expect(&message(b"big", &payload));
     }
 
+    /// A message is encoded in RESP once per publish and route (the exact
+    /// channel, each matching pattern), for all the route's subscribers,
+    /// RESP2 and RESP3 alike: INFO counts the encodings and deliveries.
+    #[test]
+    fn each_route_is_encoded_once_for_all_its_subscribers() {
+        let addr = server();
+        let stat = |c: &mut Client, name: &str| -> u64 {
+            let info = c.text(&[b"INFO", b"stats"]);
+            let line = info
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("{name} missing from {info}"));
+            line.parse().unwrap()
+        };
+        let mut subscribers = Vec::new();
+        for (i, patterns) in [
+            (20, &[][..]),
+            (5, &[&b"n*"[..]][..]),
+            (3, &[&b"*s"[..]][..]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for j in 0..patterns.0 {
+                let mut c = Client::connect(addr);
+                let resp3 = j % 2 == 1;
+                if resp3 {
+                    c.send(&[b"HELLO", b"3"]);
+                    c.frame();
+                }
+                match patterns.1.first() {
+                    None => c.send(&[b"SUBSCRIBE", b"news"]),
+                    Some(p) => c.send(&[b"PSUBSCRIBE", p]),
+                }
+                c.frame();
+                subscribers.push((c, resp3, i));
+            }
+        }
+        // One subscriber holds the channel and a pattern.
+        let mut both = Client::connect(addr);
+        both.send(&[b"SUBSCRIBE", b"news"]);
+        both.send(&[b"PSUBSCRIBE", b"n*"]);
+        both.frame();
+        both.frame();
+        let mut publisher = Client::connect(addr);
+        let (deliveries, encodings) = (
+            stat(&mut publisher, "pubsub_deliveries"),
+            stat(&mut publisher, "pubsub_encodings"),
+        );
+        publisher.call(&[b"PUBLISH", b"news", b"hello"], b":30\r\n");
+        assert_eq!(stat(&mut publisher, "pubsub_deliveries") - deliveries, 30);
+        assert_eq!(stat(&mut publisher, "pubsub_encodings") - encodings, 3);
+        for (mut c, resp3, route) in subscribers {
+            let mut want = match route {
+                0 => message(b"news", b"hello"),
+                1 => pmessage(b"n*", b"news", b"hello"),
+                _ => pmessage(b"*s", b"news", b"hello"),
+            };
+            if resp3 {
+                want[0] = b'>';
+            }
+            c.expect(&want);
+        }
+        both.expect(
+            &[
+                message(b"news", b"hello"),
+                pmessage(b"n*", b"news", b"hello"),
+            ]
+            .concat(),
+        );
+    }
+
     /// With spinning off the loop sleeps right after a turn: messages
     /// held back to be written together must still go out before it does.
     #[test]

@@ -346,13 +346,15 @@ impl Server {
         }
         if wanted(b"stats") {
             sections.push(format!(
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\npubsub_deliveries:{}\r\npubsub_encodings:{}\r\n",
                 self.stats.connections,
                 self.stats.commands,
                 self.stats.rejected,
                 self.bus.channels(None).len(),
                 self.bus.numpat(),
                 self.bus.shard_channels(None).len(),
+                self.stats.deliveries,
+                self.stats.encodings,
             ));
         }
         if wanted(b"persistence") {

@@ -181,6 +181,11 @@ pub(crate) struct Stats {
     pub(crate) connections: u64,
     pub(crate) commands: u64,
     pub(crate) rejected: u64,
+    /// Messages written to connections' outputs.
+    pub(crate) deliveries: u64,
+    /// Messages encoded in RESP: one per publish and route, whatever the
+    /// number of subscribers on the route.
+    pub(crate) encodings: u64,
 }
 
 /// The server: its connections, its bus, and the loop that serves them.
@@ -766,6 +771,7 @@ impl Server {
             config,
             soft_watch,
             thresholds,
+            stats,
             ..
         } = self;
         let mut killed = Vec::new();
@@ -773,6 +779,7 @@ impl Server {
         bus.deliveries(|key, route| {
             if let Some(d) = route {
                 frame.encode(d.kind, d.pattern, d.channel, d.payload);
+                stats.encodings += 1;
             }
             let s = if key == my_key {
                 &mut *me
@@ -786,6 +793,7 @@ impl Server {
                 return;
             }
             frame.write(&mut s.out);
+            stats.deliveries += 1;
             if may_be_over(s, thresholds) {
                 if let Some(reason) = over_limit(s, config, soft_watch) {
                     eprintln!("resp_server: client {} disconnected: {reason}", key.id);
