@@ -1040,6 +1040,7 @@ impl<T> Broker<T> {
     pub fn check_invariants(&self) {
         let registry = self.state.read();
         registry.check_invariants();
+        let version = registry.patterns_version();
         registry.for_each_name(|r| {
             assert_eq!(
                 r.value().len(),
@@ -1047,6 +1048,27 @@ impl<T> Broker<T> {
                 "route {:?} serves the subscribers the registry lists",
                 r.name()
             );
+            if r.namespace() != Namespace::Channel {
+                return;
+            }
+            // Every route cache that is valid says what the index says now.
+            let mut matched = Vec::new();
+            registry.for_each_pattern_route(r.name(), |id, _| matched.push(id));
+            match r.value().cache.get(version) {
+                Cached::Unknown => {}
+                Cached::NoPattern => assert!(
+                    matched.is_empty(),
+                    "route cache of {:?}: no pattern, but {} match",
+                    r.name(),
+                    matched.len()
+                ),
+                Cached::One(id) => assert_eq!(
+                    matched,
+                    [id],
+                    "route cache of {:?}: one pattern",
+                    r.name()
+                ),
+            }
         });
     }
 }
