@@ -1062,12 +1062,9 @@ impl<T> Broker<T> {
                     r.name(),
                     matched.len()
                 ),
-                Cached::One(id) => assert_eq!(
-                    matched,
-                    [id],
-                    "route cache of {:?}: one pattern",
-                    r.name()
-                ),
+                Cached::One(id) => {
+                    assert_eq!(matched, [id], "route cache of {:?}: one pattern", r.name())
+                }
             }
         });
     }

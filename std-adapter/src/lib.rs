@@ -323,6 +323,7 @@ mod message;
 mod policy;
 mod queue;
 mod route;
+mod spin;
 mod subscriber;
 mod sync;
 mod telemetry;

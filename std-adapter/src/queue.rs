@@ -26,12 +26,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
 use std::time::Instant;
 
 use crate::message::{DisconnectReason, Message};
 use crate::policy::{Options, Policy};
+use crate::spin::SpinLock;
 
 /// A handler's function: see [`Broker::handler`](crate::Broker::handler).
 pub(crate) struct HandlerFn<T>(Arc<dyn Fn(Message<T>) + Send + Sync>);
@@ -91,7 +92,7 @@ pub(crate) struct Member<T> {
     pub(crate) options: Options,
     /// Set for a handler: deliveries call it instead of queueing.
     pub(crate) handler: Option<HandlerFn<T>>,
-    queue: Mutex<Queue<T>>,
+    queue: SpinLock<Queue<T>>,
     /// Whether the queue may hold something, readable without the lock: a
     /// reader of a shared ring checks it before each take.
     queued: AtomicBool,
@@ -99,8 +100,6 @@ pub(crate) struct Member<T> {
     doomed: AtomicBool,
     /// Listed in a route's waiters (a reader of a shared ring waiting).
     pub(crate) armed: AtomicBool,
-    /// Block publishers wait here for room.
-    room: Condvar,
     /// Counters readable at any time.
     pub(crate) dropped: AtomicU64,
     pub(crate) lagged: AtomicU64,
@@ -145,6 +144,8 @@ struct Body<T> {
     lag: u64,
     /// Block publishers waiting for room.
     blocked: usize,
+    /// Their threads, to unpark when the reader makes room.
+    parked: Vec<Thread>,
     /// Messages queued, ever (the `delivered` counter).
     pushed: u64,
 }
@@ -158,6 +159,7 @@ impl<T> Queue<T> {
                 live: 0,
                 lag: 0,
                 blocked: 0,
+                parked: Vec::new(),
                 pushed: 0,
             })
         })
@@ -210,7 +212,7 @@ impl<T> Member<T> {
             id,
             options,
             handler,
-            queue: Mutex::new(Queue {
+            queue: SpinLock::new(Queue {
                 body: None,
                 closed: None,
                 gone: false,
@@ -219,7 +221,6 @@ impl<T> Member<T> {
             queued: AtomicBool::new(false),
             doomed: AtomicBool::new(false),
             armed: AtomicBool::new(false),
-            room: Condvar::new(),
             dropped: AtomicU64::new(0),
             lagged: AtomicU64::new(0),
             waiter: Mutex::new(Waiter::default()),
@@ -241,7 +242,7 @@ impl<T> Member<T> {
     /// message that is discarded comes back in the outcome (to drop outside
     /// the lock); a reader to wake is reported through `wake`.
     pub(crate) fn offer(&self, message: Message<T>, wake: &mut bool) -> Offer<T> {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         if q.closed.is_some() || self.is_doomed() {
             return Offer::Dropped(message);
         }
@@ -293,7 +294,7 @@ impl<T> Member<T> {
         if lost == 0 && message.is_none() {
             return;
         }
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         let b = q.body();
         // A ring's backlog moves into an empty queue, so the loss before
         // each message is told just before it.
@@ -307,7 +308,7 @@ impl<T> Member<T> {
 
     /// Takes the next message for the reader.
     pub(crate) fn pop(&self) -> Popped<T> {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         let capacity = self.options.capacity;
         let closed = q.closed.map(|c| c.reason(capacity));
         let Some(b) = q.body.as_mut() else {
@@ -333,9 +334,11 @@ impl<T> Member<T> {
             if let Some(m) = entry {
                 b.live -= 1;
                 let lag = std::mem::take(&mut b.lag);
-                if b.blocked > 0 {
-                    self.room.notify_all();
-                }
+                let parked = if b.blocked > 0 {
+                    std::mem::take(&mut b.parked)
+                } else {
+                    Vec::new()
+                };
                 let len = b.items.len();
                 // Give memory back as the backlog drains, down to a small
                 // buffer that a subscriber receiving messages keeps.
@@ -345,6 +348,11 @@ impl<T> Member<T> {
                 }
                 self.queued
                     .store(len > 0 || closed.is_some(), Ordering::Release);
+                drop(q);
+                // Block publishers waiting for room look again.
+                for t in parked {
+                    t.unpark();
+                }
                 return Popped::Message(lag, m);
             }
         }
@@ -353,7 +361,7 @@ impl<T> Member<T> {
     /// Asks to be woken when something arrives; `false` if something is
     /// there already (or the queue is closed), so the reader must not wait.
     pub(crate) fn arm(&self) -> bool {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         let holds = q
             .body
             .as_ref()
@@ -369,7 +377,7 @@ impl<T> Member<T> {
     /// the reader drains what is there, then sees the end. Returns whether a
     /// reader waits.
     pub(crate) fn close(&self) -> bool {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         if q.closed.is_none() {
             q.closed = Some(Closed::Broker);
         }
@@ -379,7 +387,8 @@ impl<T> Member<T> {
 
     /// Why the queue is closed, if it is.
     pub(crate) fn closed(&self) -> Option<DisconnectReason> {
-        lock(&self.queue)
+        self.queue
+            .lock()
             .closed
             .map(|c| c.reason(self.options.capacity))
     }
@@ -387,17 +396,21 @@ impl<T> Member<T> {
     /// The subscriber is gone: empties the queue (returning what it held,
     /// to drop outside the lock) and releases Block publishers.
     pub(crate) fn abandon(&self) -> Option<Box<impl Sized>> {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         q.gone = true;
         if q.closed.is_none() {
             q.closed = Some(Closed::Broker);
         }
         self.queued.store(false, Ordering::Release);
         let body = q.body.take();
-        if body.as_ref().is_some_and(|b| b.blocked > 0) {
-            self.room.notify_all();
-        }
-        body.map(|b| Box::new(b.items))
+        drop(q);
+        body.map(|mut b| {
+            // Block publishers waiting for room find the queue gone.
+            for t in std::mem::take(&mut b.parked) {
+                t.unpark();
+            }
+            Box::new(b.items)
+        })
     }
 
     /// A Block publisher's wait for its message at `pos` to come within the
@@ -410,7 +423,7 @@ impl<T> Member<T> {
         deadline: Option<Instant>,
     ) -> (bool, Option<Message<T>>) {
         let capacity = self.options.capacity as u64;
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         if let Some(b) = q.body.as_mut() {
             b.blocked += 1;
         }
@@ -443,16 +456,16 @@ impl<T> Member<T> {
                 Some(d) => Some(d - now),
                 None => None,
             };
-            q = match left {
-                Some(left) => match self.room.wait_timeout(q, left) {
-                    Ok((guard, _)) => guard,
-                    Err(poisoned) => poisoned_panic(&poisoned),
-                },
-                None => match self.room.wait(q) {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned_panic(&poisoned),
-                },
-            };
+            // Park until the reader makes room (it unparks every thread
+            // listed here after taking a message) or the deadline; a
+            // spurious wake-up only looks again.
+            b.parked.push(std::thread::current());
+            drop(q);
+            match left {
+                Some(left) => std::thread::park_timeout(left),
+                None => std::thread::park(),
+            }
+            q = self.queue.lock();
         };
         if let Some(b) = q.body.as_mut() {
             b.blocked = b.blocked.saturating_sub(1);
@@ -463,7 +476,7 @@ impl<T> Member<T> {
     /// Queue counters for [`SubscriberStats`](crate::SubscriberStats):
     /// messages queued ever, and now.
     pub(crate) fn counts(&self) -> (u64, usize) {
-        let q = lock(&self.queue);
+        let q = self.queue.lock();
         q.body.as_ref().map_or((0, 0), |b| (b.pushed, b.live))
     }
 

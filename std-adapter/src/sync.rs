@@ -11,3 +11,13 @@ pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, 
 pub(crate) use loom::sync::Arc;
 #[cfg(tidings_loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
+
+#[cfg(not(tidings_loom))]
+pub(crate) use std::sync::atomic::AtomicBool;
+#[cfg(not(tidings_loom))]
+pub(crate) use std::thread::yield_now;
+
+#[cfg(tidings_loom)]
+pub(crate) use loom::sync::atomic::AtomicBool;
+#[cfg(tidings_loom)]
+pub(crate) use loom::thread::yield_now;
