@@ -7,7 +7,8 @@
 //! [`Policy::Disconnect`]) receives its messages here, one handle per
 //! delivery, pushed by publishers under the route's lock.
 //!
-//! The queue is a `VecDeque` behind a mutex: it allocates nothing until the
+//! The queue is a `VecDeque` behind a spin lock (`crate::spin`: its critical
+//! sections are short and run no user code): it allocates nothing until the
 //! first message, grows with the backlog up to the capacity, and gives its
 //! memory back as the backlog drains. A full queue applies the policy:
 //!
@@ -18,9 +19,10 @@
 //!   *doomed*: the publisher removes it from the registry once it has
 //!   released every lock.
 //! - `Block`: the message is queued past the capacity at once, which fixes
-//!   its place in the order, and the publisher waits, holding no lock, until
-//!   the reader has taken enough to bring it within the capacity, or the
-//!   timeout passes and the entry becomes a tombstone the reader skips.
+//!   its place in the order, and the publisher parks, holding no lock, until
+//!   the reader has taken enough to bring it within the capacity (the reader
+//!   unparks it), or the timeout passes and the entry becomes a tombstone
+//!   the reader skips.
 //!   Publishers of the same channel queue behind one another this way;
 //!   nobody else waits.
 
