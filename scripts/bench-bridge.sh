@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-node latency (p50, p99, p99.9) and throughput through Redis on
-# loopback: the tidings Redis bridge (node A's Broker::publish → Redis →
+# loopback: the tidings Redis bridge (node A's Bridge::publish → Redis →
 # node B's bridge → a Subscriber of node B) against a bare redis-crate
 # publisher and PubSub subscriber doing the same work. See
 # std-adapter/examples/bridge_bench.rs for the method.

@@ -1,5 +1,5 @@
 //! Group `contention`: two publisher threads publish to one channel held by
-//! a few subscribers, whose queues another thread drains, with and without a
+//! a few subscribers, which another thread drains, with and without a
 //! thread churning subscriptions on other channels
 //! (`contention/publish_2threads/quiet` vs `.../with_churn`), and one
 //! publisher alone for reference (`contention/publish_1thread/quiet`).
@@ -13,13 +13,15 @@
 //! write lock, so the gap between the two `publish_2threads` rows is what
 //! the churn costs publishers.
 //!
-//! The subscribers use [`Policy::DropOldest`] with a large queue, so a
-//! publisher never waits for the drainer and the bench cannot deadlock. The
+//! The subscribers use [`Policy::DropOldest`] with a large capacity and hold
+//! one channel each, so they read the channel's shared ring: a publisher
+//! writes each message once, never waits for the drainer, and the bench
+//! cannot deadlock. The
 //! churn thread loops over `subscribe`, `psubscribe`, `unsubscribe` and
 //! `punsubscribe` of `churn:{k}` and `churn:{k}:*` for 1024 values of `k`;
 //! none of those match the published channel, so deliveries stay the same.
 //!
-//! The drainer sleeps 100 µs whenever it finds the queues empty, so it takes
+//! The drainer sleeps 100 µs whenever it finds nothing to take, so it takes
 //! little CPU. This machine has 2 cores and `with_churn` runs three busy
 //! threads, so that row also pays for sharing the cores, not only for the
 //! lock.
@@ -39,7 +41,7 @@ const CHANNEL: &str = "hot";
 /// Subscribers of [`CHANNEL`].
 const SUBSCRIBERS: usize = 4;
 
-/// Queue capacity of each subscriber.
+/// Capacity of each subscriber (of the ring they read).
 const CAPACITY: usize = 4096;
 
 /// Adds the `contention` group.
@@ -68,7 +70,7 @@ fn run(iters: u64, publishers: u64, churn: bool) -> Duration {
     let options = Options::new().capacity(CAPACITY).policy(Policy::DropOldest);
     let mut subs: Vec<Subscriber<Arc<[u8]>>> = (0..SUBSCRIBERS)
         .map(|_| {
-            let mut sub = broker.subscriber_with(options);
+            let mut sub = broker.subscriber_with(options).expect("a valid capacity");
             sub.subscribe(CHANNEL);
             sub
         })
@@ -88,7 +90,7 @@ fn run(iters: u64, publishers: u64, churn: bool) -> Duration {
                     got += sub.try_iter().count();
                 }
                 if got == 0 {
-                    // Leave the cores to the publishers; the queues hold
+                    // Leave the cores to the publishers; the rings hold
                     // far more than they can publish meanwhile.
                     thread::sleep(Duration::from_micros(100));
                 }

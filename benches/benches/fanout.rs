@@ -1,42 +1,47 @@
 //! Group `fanout`: one publish to N subscribers of one channel, end to end:
-//! publish, then drain every queue, on the bench thread, so one iteration
-//! costs routing plus N enqueues plus N dequeues. Beside tidings
-//! (`fanout/subscribers_<N>/tidings`) sit two peers moving the same 16-byte
-//! `Arc<[u8]>` payload ([`tidings_benches::payload`]):
+//! publish, then drain every subscriber, on the bench thread, so one
+//! iteration costs routing plus N deliveries plus N receives. Every column
+//! moves the same 16-byte `Arc<[u8]>` payload ([`tidings_benches::payload`])
+//! through queues or rings of 64 messages, drained each iteration, so none
+//! ever fills: no column measures an overflow (each checks so after its
+//! run). The columns of `fanout/subscribers_<N>/`:
 //!
-//! - `raw_crossbeam`, the floor: N crossbeam bounded channels, the payload
-//!   cloned and sent to each by hand, then each drained; no routing, no
-//!   channel name, no policy.
+//! - `tidings`: subscribers with [`Policy::DropOldest`] holding one channel
+//!   each, so they read the channel's shared ring: the publish writes the
+//!   message once and each receive takes it with one atomic operation. The
+//!   column to compare with `tokio_broadcast`, whose receivers are the same
+//!   thing (a shared ring, oldest overwritten, the receiver told `Lagged`).
+//! - `tidings_disconnect`: subscribers with the default policy,
+//!   [`Policy::Disconnect`], each with a queue of its own: the publish pushes
+//!   one handle to the message into each queue. This is what every
+//!   subscriber that is not a one-route `DropOldest` reader costs (the other
+//!   policies, several channels or patterns); the column to compare with
+//!   `raw_crossbeam`.
+//! - `raw_crossbeam`, the floor of a queue per subscriber: N crossbeam
+//!   bounded channels, the payload cloned and sent to each by hand, then
+//!   each drained; no routing, no channel name, no policy.
 //! - `tokio_broadcast`: `tokio::sync::broadcast` with N receivers, which
 //!   writes each message once into a shared ring; one send, then `try_recv`
 //!   on each receiver.
 //!
-//! The `tidings_large_queue` column is tidings with a 32,768-message queue
-//! per subscriber, which grows with its backlog instead of being allocated
-//! whole.
+//! `fanout/no_subscribers/tidings` publishes to a channel nobody holds, in
+//! a broker where one other subscriber holds another channel: the cost of
+//! routing to nobody.
 //!
-//! Every queue holds 64 messages (or 32,768) and is drained each iteration, so none ever
-//! fills and every overflow policy takes the same path; the subscribers use
-//! the default policy. `fanout/no_subscribers/tidings` publishes to a channel
-//! nobody holds, in a broker where one other subscriber holds another
-//! channel: the cost of routing to nobody.
+//! There is no large-queue column any more: no queue is allocated ahead of
+//! its backlog whatever its capacity, so a larger capacity takes the same
+//! path as `tidings_disconnect`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
-use tidings::{Broker, Subscriber};
+use tidings::{Broker, Policy, Subscriber};
 use tidings_benches::payload;
 
-/// Every queue's capacity, in messages.
+/// Every queue's and ring's capacity, in messages.
 const CAPACITY: usize = 64;
-
-/// The capacity of the `tidings_large_queue` column: Redis's pub/sub client
-/// limit counted in messages. A queue this large is not allocated up front
-/// but grows with its backlog (`Options::capacity`), which costs a length
-/// check per delivery and a block allocation per 31 messages.
-const LARGE: usize = 32 * 1024;
 
 /// The channel every subscriber holds.
 const CHANNEL: &str = "fanout";
@@ -51,7 +56,10 @@ pub(crate) fn register(c: &mut Criterion) {
     let payload = payload();
 
     {
-        let broker: Broker<Arc<[u8]>> = Broker::builder().capacity(CAPACITY).build();
+        let broker: Broker<Arc<[u8]>> = Broker::builder()
+            .capacity(CAPACITY)
+            .build()
+            .expect("a valid capacity");
         let mut other = broker.subscriber();
         other.subscribe("elsewhere");
         assert_eq!(broker.publish(CHANNEL, payload.clone()), 0);
@@ -63,8 +71,15 @@ pub(crate) fn register(c: &mut Criterion) {
     for n in [1, 10, 100, 1000] {
         let name = format!("subscribers_{n:04}");
 
-        for (column, capacity) in [("tidings", CAPACITY), ("tidings_large_queue", LARGE)] {
-            let broker: Broker<Arc<[u8]>> = Broker::builder().capacity(capacity).build();
+        for (column, policy) in [
+            ("tidings", Policy::DropOldest),
+            ("tidings_disconnect", Policy::Disconnect),
+        ] {
+            let broker: Broker<Arc<[u8]>> = Broker::builder()
+                .capacity(CAPACITY)
+                .policy(policy)
+                .build()
+                .expect("a valid capacity");
             let mut subs: Vec<Subscriber<Arc<[u8]>>> = (0..n)
                 .map(|_| {
                     let mut sub = broker.subscriber();
@@ -85,6 +100,12 @@ pub(crate) fn register(c: &mut Criterion) {
                     sent
                 });
             });
+            // Every message was delivered and received: the run measured
+            // no overflow path.
+            let m = broker.metrics();
+            assert_eq!((m.dropped, m.lagged, m.disconnected), (0, 0, 0), "{m:?}");
+            assert_eq!(m.delivered, m.published * n as u64, "{m:?}");
+            assert!(subs.iter().all(|s| s.stats().queued == 0));
         }
 
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n)

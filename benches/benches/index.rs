@@ -17,13 +17,11 @@
 //! all (the channel keeps its exact subscriber): the floor that the index's
 //! cost is compared to.
 //!
-//! A channel with exact subscribers remembers which patterns matched it at
-//! its last publish while the patterns are unchanged (the registry's route
-//! cache), so repeated publishes to it, as here, skip the index when one
-//! pattern or none matches. `index/<set>/tidings_pattern_only` publishes to
-//! the same channel with its exact subscriber gone, so that every publish
-//! asks the index; its floor is `index/zero_patterns/tidings_pattern_only`,
-//! a publish to a channel nobody holds.
+//! The core keeps no route cache (the adapter keeps one), so every publish
+//! here asks the index. `index/<set>/tidings_pattern_only` publishes to the
+//! same channel with its exact subscriber gone; its floor is
+//! `index/zero_patterns/tidings_pattern_only`, a publish to a channel nobody
+//! holds.
 //!
 //! Group `unsubscribe`: dropping every subscriber of one channel that
 //! 10,000 or 80,000 subscribers hold, one `unsubscribe` at a time in a
@@ -36,7 +34,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion};
 use tidings_benches::{build_routers, index_sets, prefix_set};
-use tidings_core::Registry;
+use tidings_core::{Namespace, Registry};
 
 /// Adds the `index` and `unsubscribe` groups.
 pub(crate) fn register(c: &mut Criterion) {
@@ -54,8 +52,10 @@ fn register_index(c: &mut Criterion) {
 
     // The channel of the largest prefix case, with its exact subscriber only.
     let channel = prefix_set(100_000).channel.into_bytes();
-    let mut empty = Registry::new();
-    empty.subscribe(0u64, &channel);
+    let mut empty: Registry<u64> = Registry::new();
+    empty
+        .subscribe(Namespace::Channel, 0, &channel, |_| {})
+        .expect("far below the registry's capacity");
     assert_eq!(empty.publish(&channel, |_, _| {}), 1);
     group.bench_function(BenchmarkId::new("zero_patterns", "tidings"), |b| {
         b.iter(|| {
@@ -80,7 +80,7 @@ fn register_index(c: &mut Criterion) {
     for set in index_sets() {
         let (registry, scan) = build_routers(&set);
         let (mut pattern_only, _) = build_routers(&set);
-        pattern_only.unsubscribe(0, set.channel.as_bytes());
+        pattern_only.unsubscribe(Namespace::Channel, 0, set.channel.as_bytes(), |_| {});
         assert_eq!(
             pattern_only.publish(set.channel.as_bytes(), |_, _| {}),
             set.matching
@@ -136,7 +136,7 @@ fn register_unsubscribe(c: &mut Criterion) {
         let build = || {
             let mut registry = Registry::new();
             for s in 0..n {
-                registry.subscribe(s, b"room");
+                let _ = registry.subscribe(Namespace::Channel, s, b"room", |_| {});
             }
             registry
         };
@@ -147,7 +147,12 @@ fn register_unsubscribe(c: &mut Criterion) {
                     // 7919 is prime to both sizes: a scrambled order that
                     // removes from the front, the back and the middle.
                     for k in 0..n {
-                        registry.unsubscribe(black_box(k * 7919 % n), b"room");
+                        registry.unsubscribe(
+                            Namespace::Channel,
+                            black_box(k * 7919 % n),
+                            b"room",
+                            |_| {},
+                        );
                     }
                     assert!(registry.is_empty());
                 },

@@ -13,6 +13,12 @@ mod index;
 
 /// Registers every topic's groups.
 fn all(c: &mut Criterion) {
+    // Feature `metrics`: brokers report to a real recorder (Prometheus's,
+    // rendering nothing during the run), installed before any is built.
+    #[cfg(feature = "metrics")]
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("no other recorder is installed");
     glob::register(c);
     index::register(c);
     fanout::register(c);

@@ -26,8 +26,8 @@
 //! bytes per subscription = (live bytes - baseline - name bytes) / subscriptions
 //! ```
 //!
-//! Then every subscription is undone one by one with `unsubscribe` or
-//! `punsubscribe`, and the live bytes still held by the (now empty) registry
+//! Then every subscription is undone one by one with `unsubscribe` in its
+//! namespace, and the live bytes still held by the (now empty) registry
 //! are printed; the build and teardown run twice, to show that churn does not
 //! grow memory. Finally the registry is dropped, which must return exactly to
 //! the baseline.
@@ -48,7 +48,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tidings_core::Registry;
+use tidings_core::{Namespace, Registry};
 
 /// The system allocator, counting what is live.
 struct Counting;
@@ -149,18 +149,21 @@ impl Kind {
         }
     }
 
-    fn subscribe(self, registry: &mut Registry<u64>, subscriber: u64, name: &[u8]) {
+    fn namespace(self) -> Namespace {
         match self {
-            Kind::Exact => registry.subscribe(subscriber, name),
-            Kind::Pattern => registry.psubscribe(subscriber, name),
-        };
+            Kind::Exact => Namespace::Channel,
+            Kind::Pattern => Namespace::Pattern,
+        }
+    }
+
+    fn subscribe(self, registry: &mut Registry<u64>, subscriber: u64, name: &[u8]) {
+        registry
+            .subscribe(self.namespace(), subscriber, name, |_| {})
+            .expect("far below the registry's capacity");
     }
 
     fn unsubscribe(self, registry: &mut Registry<u64>, subscriber: u64, name: &[u8]) {
-        match self {
-            Kind::Exact => registry.unsubscribe(subscriber, name),
-            Kind::Pattern => registry.punsubscribe(subscriber, name),
-        };
+        registry.unsubscribe(self.namespace(), subscriber, name, |_| {});
     }
 }
 
@@ -253,16 +256,14 @@ fn measure(kind: Kind, spread: Spread) -> Row {
         let (bytes, blocks) = live();
         if cycle == 0 {
             held = (bytes - base_bytes, blocks - base_blocks);
-            let subscriptions = match kind {
-                Kind::Exact => (0..spread.names)
-                    .map(|i| {
-                        kind.name(i, &mut buf);
-                        registry.numsub(buf.as_bytes())
-                    })
-                    .sum(),
-                Kind::Pattern => registry.patterns().map(|(_, n)| n).sum::<usize>(),
-            };
+            let subscriptions: usize = (0..spread.names)
+                .map(|i| {
+                    kind.name(i, &mut buf);
+                    registry.numsub(kind.namespace(), buf.as_bytes())
+                })
+                .sum();
             assert_eq!(subscriptions, SUBSCRIPTIONS);
+            assert_eq!(registry.names(kind.namespace(), None).count(), spread.names);
         }
         for s in 0..spread.subscribers {
             for j in 0..spread.per_subscriber {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tidings_core::{Pattern, Registry};
+use tidings_core::{Namespace, Pattern, Registry};
 
 /// One glob benchmark input: a pattern, a text, and the answer every matcher
 /// must give (checked once, outside the timed loop).
@@ -344,11 +344,15 @@ impl LinearScan {
 pub fn build_routers(set: &PatternSet) -> (Registry<u64>, LinearScan) {
     let mut registry = Registry::new();
     let mut scan = LinearScan::new();
-    registry.subscribe(0, set.channel.as_bytes());
+    registry
+        .subscribe(Namespace::Channel, 0, set.channel.as_bytes(), |_| {})
+        .expect("a bench registry is far below its capacity");
     scan.subscribe(0, set.channel.as_bytes());
     for (i, pattern) in set.patterns.iter().enumerate() {
         let id = i as u64 + 1;
-        registry.psubscribe(id, pattern.as_bytes());
+        registry
+            .subscribe(Namespace::Pattern, id, pattern.as_bytes(), |_| {})
+            .expect("a bench registry is far below its capacity");
         scan.psubscribe(id, pattern.as_bytes());
     }
     (registry, scan)

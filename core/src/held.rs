@@ -15,17 +15,7 @@ use hashbrown::HashTable;
 use crate::registry::mostly_empty;
 use crate::slab::{MAX_LEN, Slab};
 
-/// The three namespaces a subscriber can hold names in.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Space {
-    Channels = 0,
-    Patterns = 1,
-    Shards = 2,
-}
-
-impl Space {
-    pub(crate) const ALL: [Space; 3] = [Space::Channels, Space::Patterns, Space::Shards];
-}
+pub(crate) use crate::registry::Namespace as Space;
 
 /// The sets of a subscriber holding two or more names: one per space,
 /// indexed by `Space as usize`.

@@ -786,7 +786,7 @@ impl<V> PatternIndex<V> {
         pattern: &[u8],
         value: impl FnOnce() -> V,
     ) -> Result<(&Pattern, &mut V, bool), CapacityError> {
-        let (id, inserted) = self.get_or_insert_id(pattern, value)?;
+        let (id, inserted) = self.get_or_insert_id(pattern, |_| value())?;
         match self.entries.get_mut(id) {
             Some(e) => Ok((&e.pattern, &mut e.value, inserted)),
             // `id` was just found or inserted.
@@ -794,19 +794,22 @@ impl<V> PatternIndex<V> {
         }
     }
 
-    /// The id of `pattern`, inserted with `value()` if absent, and whether it
-    /// was inserted now.
+    /// The id of `pattern`, inserted with `value(&compiled)` if absent, and
+    /// whether it was inserted now.
     pub(crate) fn get_or_insert_id(
         &mut self,
         pattern: &[u8],
-        value: impl FnOnce() -> V,
+        value: impl FnOnce(&Pattern) -> V,
     ) -> Result<(u32, bool), CapacityError> {
         match self.id_of(pattern) {
             Some(id) => Ok((id, false)),
-            None => self
-                .insert_new(Pattern::new(pattern), value())
-                .map(|id| (id, true))
-                .map_err(|(e, _)| e),
+            None => {
+                let pattern = Pattern::new(pattern);
+                let value = value(&pattern);
+                self.insert_new(pattern, value)
+                    .map(|id| (id, true))
+                    .map_err(|(e, _)| e)
+            }
         }
     }
 
@@ -1206,7 +1209,7 @@ impl<V> PatternIndex<V> {
     pub(crate) fn for_each_match_id<'s>(
         &'s self,
         channel: &[u8],
-        mut f: impl FnMut(u32, &Pattern, &V),
+        mut f: impl FnMut(u32, &'s Pattern, &'s V),
     ) {
         if self.entries.len() == 0 {
             return;

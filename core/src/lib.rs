@@ -1,18 +1,20 @@
 //! The `#![no_std]` core of tidings: it decides *who* receives a message.
 //!
 //! ```
-//! use tidings_core::Registry;
+//! use tidings_core::{Namespace, Registry};
 //!
 //! let mut registry = Registry::new();
-//! registry.subscribe(1u64, b"orders:1");
-//! registry.psubscribe(2u64, b"orders:*");
+//! registry.subscribe(Namespace::Channel, 1u64, b"orders:1", |_| {})?;
+//! registry.subscribe(Namespace::Pattern, 2u64, b"orders:*", |_| {})?;
 //!
-//! let mut deliveries = Vec::new();
-//! let n = registry.publish(b"orders:1", |subscriber, pattern| {
-//!     deliveries.push((subscriber, pattern.map(|p| p.as_bytes())== Some(&b"orders:*"[..])));
+//! // PUBLISH's routes: the exact channel's, then each matching pattern's.
+//! let mut routes = Vec::new();
+//! registry.for_each_route(b"orders:1", |route| {
+//!     routes.push((route.namespace(), route.subscribers().iter().copied().collect::<Vec<_>>()));
 //! });
-//! assert_eq!(n, 2); // Redis's PUBLISH reply
-//! assert_eq!(deliveries, [(1, false), (2, true)]);
+//! assert_eq!(routes, [(Namespace::Channel, vec![1]), (Namespace::Pattern, vec![2])]);
+//! assert_eq!(registry.publish(b"orders:1", |_, _| {}), 2); // Redis's PUBLISH reply
+//! # Ok::<(), tidings_core::CapacityError>(())
 //! ```
 //!
 //! # Overview
@@ -26,8 +28,10 @@
 //! - [`index`]: finds the patterns that match a channel without testing the
 //!   ones that cannot, so `PUBLISH` does not slow down with the number of
 //!   unrelated patterns.
-//! - [`registry`]: channels, patterns and shard channels per subscriber,
-//!   Redis's confirmations and counts, publish routing and `PUBSUB`
+//! - [`registry`]: channels, patterns and shard channels (the three
+//!   [`Namespace`]s) per subscriber, Redis's confirmations and counts,
+//!   publish routing as *routes* (a name, its subscribers, and a value the
+//!   caller keeps with it), interest changes as data, and `PUBSUB`
 //!   introspection.
 //! - [`slot`]: Redis Cluster key hash slots (CRC16 with hash tags), for
 //!   sharded pub/sub.
@@ -52,9 +56,9 @@
 //!
 //! None. The crate is always `#![no_std]` and `#![forbid(unsafe_code)]`: it
 //! uses only `core` and `alloc` (with `hashbrown` and `smallvec`, default
-//! features off), and needs a target with atomic pointers for
-//! `alloc::sync::Arc`, which shares names with the code that delivers
-//! messages. CI links it into a `#![no_std]` static library with its own
+//! features off), has no atomics, locks or clocks of its own, and needs a
+//! target with atomic pointers for `alloc::sync::Arc`, which shares names
+//! with the code that delivers messages. CI links it into a `#![no_std]` static library with its own
 //! panic handler and allocator, which would fail if `std` ever entered the
 //! dependency graph.
 #![no_std]
@@ -70,11 +74,10 @@ pub mod index;
 pub mod keyspace;
 mod members;
 pub mod registry;
-mod routes;
 mod slab;
 pub mod slot;
 
 pub use glob::Pattern;
 pub use index::PatternIndex;
-pub use registry::{Confirmation, Counts, Kind, Registry};
+pub use registry::{Change, Confirmation, Counts, Namespace, Registry, Route, SubscriberList};
 pub use slab::CapacityError;

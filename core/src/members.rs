@@ -75,16 +75,7 @@ struct Index {
     hole_count: usize,
 }
 
-impl<S: Copy + Eq + Hash> Members<S> {
-    /// A set of two members, in this order (the registry's first step from
-    /// one inline subscriber to a list).
-    pub(crate) fn pair(first: S, second: S) -> Self {
-        Members {
-            slots: Vec::from([first, second]),
-            index: None,
-        }
-    }
-
+impl<S> Members<S> {
     /// Number of members.
     #[inline]
     pub(crate) fn len(&self) -> usize {
@@ -102,6 +93,17 @@ impl<S: Copy + Eq + Hash> Members<S> {
             slots: &self.slots,
             holes,
             len: self.len(),
+        }
+    }
+}
+
+impl<S: Copy + Eq + Hash> Members<S> {
+    /// A set of two members, in this order (the registry's first step from
+    /// one inline subscriber to a list).
+    pub(crate) fn pair(first: S, second: S) -> Self {
+        Members {
+            slots: Vec::from([first, second]),
+            index: None,
         }
     }
 
@@ -312,23 +314,25 @@ fn compact<S: Copy + Hash>(
 
 /// The subscribers of one name, in the order they subscribed: a read-only
 /// view into the registry, as returned by
-/// [`Registry::exact_subscribers`](crate::Registry::exact_subscribers).
+/// [`Route::subscribers`](crate::Route::subscribers).
 ///
 /// Iterating yields each subscriber once. It walks the name's list, which
 /// may hold a few slots left by removed subscribers (never more than there
 /// are subscribers), so it costs O(subscribers).
 ///
 /// ```
-/// use tidings_core::Registry;
+/// use tidings_core::{Namespace, Registry};
 ///
 /// let mut registry = Registry::new();
 /// for s in [3u64, 1, 2] {
-///     registry.subscribe(s, b"room");
+///     registry.subscribe(Namespace::Channel, s, b"room", |_| {})?;
 /// }
-/// registry.unsubscribe(1, b"room");
-/// let subscribers = registry.exact_subscribers(b"room");
+/// registry.unsubscribe(Namespace::Channel, 1, b"room", |_| {});
+/// let route = registry.route(Namespace::Channel, b"room").unwrap();
+/// let subscribers = route.subscribers();
 /// assert_eq!(subscribers.len(), 2);
 /// assert_eq!(subscribers.iter().copied().collect::<Vec<_>>(), [3, 2]);
+/// # Ok::<(), tidings_core::CapacityError>(())
 /// ```
 pub struct SubscriberList<'a, S> {
     /// The slots, holes included.
@@ -570,41 +574,47 @@ mod tests {
     /// the hasher its owner uses) and the delivery order checked throughout.
     #[test]
     fn registry_lists_above_the_small_size() {
-        let mut registry = crate::Registry::new();
+        use crate::Namespace::{Channel, Pattern, Shard};
+        let mut registry: crate::Registry<u64> = crate::Registry::new();
         let mut model: Vec<u64> = Vec::new();
+        let join = |registry: &mut crate::Registry<u64>, s: u64| {
+            for (ns, name) in [
+                (Channel, &b"room"[..]),
+                (Pattern, b"ro*"),
+                (Shard, b"shard"),
+            ] {
+                assert!(registry.subscribe(ns, s, name, |_| {}).is_ok());
+            }
+        };
         for s in 0..200u64 {
-            registry.subscribe(s, b"room");
-            registry.psubscribe(s, b"ro*");
-            registry.ssubscribe(s, b"shard");
+            join(&mut registry, s);
             model.push(s);
         }
         registry.check_invariants();
+        let listed = |registry: &crate::Registry<u64>, ns, name: &[u8]| -> Vec<u64> {
+            registry
+                .route(ns, name)
+                .map(|r| r.subscribers().iter().copied().collect())
+                .unwrap_or_default()
+        };
         for k in 0..200u64 {
             let s = k * 7919 % 200;
-            registry.unsubscribe(s, b"room");
-            registry.punsubscribe(s, b"ro*");
-            registry.sunsubscribe(s, b"shard");
+            for (ns, name) in [
+                (Channel, &b"room"[..]),
+                (Pattern, b"ro*"),
+                (Shard, b"shard"),
+            ] {
+                registry.unsubscribe(ns, s, name, |_| {});
+            }
             model.retain(|&x| x != s);
             if k % 3 == 0 {
                 // Rejoin at the end of the order.
-                registry.subscribe(s, b"room");
-                registry.psubscribe(s, b"ro*");
-                registry.ssubscribe(s, b"shard");
+                join(&mut registry, s);
                 model.push(s);
             }
             registry.check_invariants();
-            let exact: Vec<u64> = registry
-                .exact_subscribers(b"room")
-                .iter()
-                .copied()
-                .collect();
-            assert_eq!(exact, model);
-            let shard: Vec<u64> = registry
-                .shard_subscribers(b"shard")
-                .iter()
-                .copied()
-                .collect();
-            assert_eq!(shard, model);
+            assert_eq!(listed(&registry, Channel, b"room"), model);
+            assert_eq!(listed(&registry, Shard, b"shard"), model);
             let mut delivered = Vec::new();
             let n = registry.publish(b"room", |s, p| delivered.push((s, p.is_some())));
             assert_eq!(n, 2 * model.len());

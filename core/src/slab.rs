@@ -64,11 +64,6 @@ impl<T> Slab<T> {
         self.len
     }
 
-    /// One more than the largest id in use or free: every id is below it.
-    pub(crate) fn id_bound(&self) -> usize {
-        self.slots.len()
-    }
-
     /// Stores `value` and returns its id, or hands it back if the slab is
     /// full.
     pub(crate) fn insert(&mut self, value: T) -> Result<u32, (CapacityError, T)> {

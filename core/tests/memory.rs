@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tidings_core::{Pattern, PatternIndex, Registry};
+use tidings_core::{Namespace, Pattern, PatternIndex, Registry};
 
 /// Counts the bytes currently allocated through it.
 struct Counting;
@@ -52,10 +52,18 @@ fn unsubscribing_everything_gives_the_memory_back() {
     for round in 0..2 {
         for s in 0..200u64 {
             for c in 0..250u64 {
-                registry.subscribe(s, format!("ch:{}", (s * 250 + c) % 20_000).as_bytes());
+                let name = format!("ch:{}", (s * 250 + c) % 20_000);
+                registry
+                    .subscribe(Namespace::Channel, s, name.as_bytes(), |_| {})
+                    .unwrap();
             }
-            registry.psubscribe(s, format!("p{s}:*").as_bytes());
-            registry.ssubscribe(s, format!("shard:{s}").as_bytes());
+            let (pattern, shard) = (format!("p{s}:*"), format!("shard:{s}"));
+            registry
+                .subscribe(Namespace::Pattern, s, pattern.as_bytes(), |_| {})
+                .unwrap();
+            registry
+                .subscribe(Namespace::Shard, s, shard.as_bytes(), |_| {})
+                .unwrap();
         }
         let full = LIVE.load(Ordering::Relaxed) - baseline;
         assert!(
@@ -64,11 +72,11 @@ fn unsubscribing_everything_gives_the_memory_back() {
         );
         for s in 0..200u64 {
             if s % 2 == 0 {
-                registry.remove_subscriber(s);
+                registry.remove_subscriber(s, |_| {});
             } else {
-                registry.unsubscribe_all(s, |_| {});
-                registry.punsubscribe_all(s, |_| {});
-                registry.sunsubscribe_all(s, |_| {});
+                for namespace in Namespace::ALL {
+                    registry.unsubscribe_all(namespace, s, |_| {});
+                }
             }
         }
         assert!(registry.is_empty());

@@ -1,8 +1,10 @@
 //! Fuzzes `tidings_core::Registry` against the naive model of
-//! `core/tests/support/model.rs`: every confirmation, every publish (the
-//! ordered deliveries and the reply), every introspection answer, and the
-//! registry's `check_invariants` after each operation. At the end every
-//! subscriber is removed and the registry must be empty.
+//! `core/tests/support/model.rs`: every confirmation and every change (with
+//! the route value it lends), every publish (the ordered deliveries, routes
+//! and pattern ids, and the reply), every introspection answer,
+//! `patterns_version`, and the registry's `check_invariants` after each
+//! operation. At the end every subscriber is removed and the registry must
+//! be empty.
 //!
 //! Names come from a small alphabet heavy in glob metacharacters, so that
 //! names collide and patterns match. The bound checked on top of the model:
@@ -12,7 +14,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::{Corpus, fuzz_target};
-use tidings_core::Registry;
+use tidings_core::Namespace;
 
 #[path = "../../core/tests/support/reference_glob.rs"]
 mod reference_glob;
@@ -21,7 +23,7 @@ mod reference_glob;
 #[path = "../../core/tests/support/model.rs"]
 mod model;
 
-use model::{Model, Op, Space};
+use model::{Model, Op};
 
 /// Operations per input; longer inputs are rejected.
 const MAX_OPS: usize = 256;
@@ -44,18 +46,17 @@ enum FuzzOp {
     RemoveSubscriber(u8),
     Publish(Vec<u8>),
     SPublish(Vec<u8>),
-    NumSub(bool, Vec<u8>),
+    Route(FuzzSpace, Vec<u8>),
     NumPat,
-    Channels(bool, Option<Vec<u8>>),
-    Patterns,
+    Names(FuzzSpace, Option<Vec<u8>>),
     Counts(u8),
 }
 
-fn space(s: &FuzzSpace) -> Space {
+fn space(s: &FuzzSpace) -> Namespace {
     match s {
-        FuzzSpace::Channels => Space::Channels,
-        FuzzSpace::Patterns => Space::Patterns,
-        FuzzSpace::Shards => Space::Shards,
+        FuzzSpace::Channels => Namespace::Channel,
+        FuzzSpace::Patterns => Namespace::Pattern,
+        FuzzSpace::Shards => Namespace::Shard,
     }
 }
 
@@ -74,13 +75,6 @@ fn subscriber(s: u8) -> u8 {
 }
 
 fn op(f: &FuzzOp) -> Op<u8> {
-    let exact = |shard: bool| {
-        if shard {
-            Space::Shards
-        } else {
-            Space::Channels
-        }
-    };
     match f {
         FuzzOp::Subscribe(sp, s, n) => Op::Subscribe(space(sp), subscriber(*s), name(n)),
         FuzzOp::Unsubscribe(sp, s, n) => Op::Unsubscribe(space(sp), subscriber(*s), name(n)),
@@ -88,10 +82,9 @@ fn op(f: &FuzzOp) -> Op<u8> {
         FuzzOp::RemoveSubscriber(s) => Op::RemoveSubscriber(subscriber(*s)),
         FuzzOp::Publish(n) => Op::Publish(name(n)),
         FuzzOp::SPublish(n) => Op::SPublish(name(n)),
-        FuzzOp::NumSub(shard, n) => Op::NumSub(exact(*shard), name(n)),
+        FuzzOp::Route(sp, n) => Op::Route(space(sp), name(n)),
         FuzzOp::NumPat => Op::NumPat,
-        FuzzOp::Channels(shard, glob) => Op::Channels(exact(*shard), glob.as_deref().map(name)),
-        FuzzOp::Patterns => Op::Patterns,
+        FuzzOp::Names(sp, glob) => Op::Names(space(sp), glob.as_deref().map(name)),
         FuzzOp::Counts(s) => Op::Counts(subscriber(*s)),
     }
 }
@@ -100,7 +93,7 @@ fuzz_target!(|ops: Vec<FuzzOp>| -> Corpus {
     if ops.len() > MAX_OPS {
         return Corpus::Reject;
     }
-    let mut registry: Registry<u8> = Registry::new();
+    let mut registry = model::registry::<u8>();
     let mut model: Model<u8> = Model::default();
     for f in &ops {
         let op = op(f);

@@ -13,10 +13,10 @@
 //!
 //! - **bare**: a `redis::Connection` publishes; another connection's
 //!   `PubSub::get_message` receives.
-//! - **bridge**: node A's `Broker::publish` goes through its `Bridge`; node
-//!   B's bridge receives from Redis and a `Subscriber` of B's broker
-//!   receives with `recv`. That is the whole path a message takes between
-//!   two processes, including B's local fan-out hop.
+//! - **bridge**: node A's `Bridge::publish` sends it to Redis; node B's
+//!   bridge receives from Redis and a `Subscriber` of B's broker receives
+//!   with `recv`. That is the whole path a message takes between two
+//!   processes, including B's local fan-out hop.
 //! - **bare + handoff**: the bare client, whose subscriber thread hands
 //!   each payload to a consumer thread over a crossbeam channel. This is
 //!   the bare client doing the bridge's work: a bridged broker receives
@@ -69,7 +69,7 @@ struct Run {
     per_second: f64,
 }
 
-/// Whatever publishes: the bare connection or node A's broker.
+/// Whatever publishes: the bare connection or node A's bridge.
 trait Side {
     fn publish(&mut self, payload: Vec<u8>);
 }
@@ -86,11 +86,11 @@ impl Side for BarePublisher {
     }
 }
 
-struct BridgePublisher(Broker<Vec<u8>>);
+struct BridgePublisher<'a>(&'a Bridge);
 
-impl Side for BridgePublisher {
+impl Side for BridgePublisher<'_> {
     fn publish(&mut self, payload: Vec<u8>) {
-        self.0.try_publish("bench", payload).expect("publish");
+        self.0.publish("bench", payload).expect("publish");
     }
 }
 
@@ -188,7 +188,8 @@ fn bridged(url: &str, base: Instant, messages: usize, payload: usize, consumer: 
     let b: Broker<Vec<u8>> = Broker::builder()
         .capacity(2 * messages + 16)
         .spin(spin)
-        .build();
+        .build()
+        .expect("broker settings");
     let bridge_a = Bridge::connect(&a, url).expect("bridge a");
     let bridge_b = Bridge::connect(&b, url).expect("bridge b");
     let (tx, ages) = crossbeam_channel::unbounded();
@@ -215,7 +216,7 @@ fn bridged(url: &str, base: Instant, messages: usize, payload: usize, consumer: 
         }
     };
     bridge_b.sync(Duration::from_secs(5)).expect("subscribed");
-    let mut publisher = BridgePublisher(a.clone());
+    let mut publisher = BridgePublisher(&bridge_a);
     let run = measure(&mut publisher, &ages, base, messages, payload);
     if let Some(receiver) = receiver {
         receiver.join().expect("receiver");

@@ -64,32 +64,36 @@
 //!   connection loss**, caching again only once the bridge has reconnected,
 //!   the flags are set again (a restarted Redis forgets them) and Redis
 //!   holds the subscription again. Components hear of the flush on the
-//!   [`FLUSHED`] channel. While a loss goes unnoticed (until the bridge's
-//!   heartbeat fails, plus this example's poll interval) a node may serve
-//!   a value that changed meanwhile.
+//!   [`FLUSHED`] channel. The node learns of a loss from the bridge's
+//!   connection events ([`Bridge::connection_events`]): a
+//!   [`ConnectionEvent::Lost`] suspends the cache at once, and it caches
+//!   again after every lost node is [`ConnectionEvent::Resubscribed`]
+//!   (Redis has confirmed the subscription) and the flags are set again.
+//!   While a loss goes unnoticed (until the bridge's heartbeat fails: about
+//!   300 ms with [`quick_failover`]) a node may serve a value that changed
+//!   meanwhile.
 //! - **Once per change.** Each change reaches each node once (one pattern
 //!   subscription per node), and each [`Invalidation`] is published once;
 //!   events that do not change the value are not published at all.
 //! - **Other nodes, other languages.** Nothing here publishes anything: any
 //!   client that writes the keys triggers the invalidation on every node.
 //!
-//! The bridge has no connection-event callback yet, so a node learns of a
-//! loss by polling [`Bridge::metrics`] (connected, disconnects and
-//! reconnects counters) every [`POLL`].
-//!
 //! Only string values are cached (the reads are `GET`), and a missing key
 //! is not cached.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tidings::keyspace::{
+use tidings::core::keyspace::{
     EventClass, Flags, NotificationChannel, changes_value, keyspace_channel, keyspace_pattern,
 };
-use tidings::{Bridge, BridgeBuilder, Broker, Handler, Message, Options, Policy, Subscriber};
+use tidings::crossbeam_channel::{self, Receiver, Sender, select};
+use tidings::{
+    Bridge, BridgeBuilder, Broker, ConnectionEvent, Handler, Message, Options, Policy, Subscriber,
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -97,8 +101,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// a keyspace channel, so it cannot collide with a key's.
 pub const FLUSHED: &[u8] = b"cache:flushed";
 
-/// How often a node looks at its bridge's counters for a connection loss.
-pub const POLL: Duration = Duration::from_millis(10);
+/// How long a node waits before trying to resume again after a failed
+/// attempt (every node was back, but setting the flags or confirming the
+/// subscription failed).
+pub const RETRY: Duration = Duration::from_millis(50);
 
 /// The notifications a cache of string values needs: keyspace channels
 /// (`K`, the key is in the channel name, so one pattern covers a prefix)
@@ -362,45 +368,65 @@ impl Core {
     }
 }
 
-/// The connection watcher's thread: polls the bridge's counters every
-/// [`POLL`]; on a loss, suspends the cache; once the bridge is back, sets
-/// the flags again (a restarted server has forgotten them), waits until
-/// Redis holds the subscription again, and only then caches again.
+/// The connection watcher's thread. On a [`ConnectionEvent::Lost`], it
+/// suspends the cache (flushed, not filled). Once every lost node is
+/// [`ConnectionEvent::Resubscribed`] and no other event waits, it sets the
+/// flags again (a restarted server has forgotten them), waits until Redis
+/// holds the subscription, and only then caches again; if that fails, it
+/// tries again after [`RETRY`].
 struct Watcher {
-    /// The bridge's counters when the node started, before it subscribed:
-    /// a loss at any time after that is noticed.
-    seen: tidings::BridgeMetrics,
     core: Arc<Core>,
-    bridge: Arc<Bridge<Vec<u8>>>,
+    bridge: Arc<Bridge>,
+    /// Taken right after the bridge started, before the node subscribed: a
+    /// loss at any time after that is heard.
+    events: Receiver<ConnectionEvent>,
     client: redis::Client,
-    stop: Arc<AtomicBool>,
+    /// Disconnected when the node is dropped.
+    stop: Receiver<()>,
 }
 
 impl Watcher {
     fn run(self) {
-        let mut seen = self.seen;
+        let mut down: HashSet<String> = HashSet::new();
         let mut live = true;
-        while !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(POLL);
-            let now = self.bridge.metrics();
-            let broke = !now.connected
-                || now.disconnects != seen.disconnects
-                || now.reconnects != seen.reconnects;
-            seen = now;
-            if broke && live {
-                live = false;
-                self.core.suspend();
-            }
-            if !live && now.connected && self.resume().is_ok() {
-                // Only if nothing broke while resuming; else next round.
-                let after = self.bridge.metrics();
-                if after.connected
-                    && after.disconnects == seen.disconnects
-                    && after.reconnects == seen.reconnects
-                {
-                    self.core.cache.flush(true, false);
-                    live = true;
+        let mut retry = Duration::ZERO;
+        loop {
+            let event = if !live && down.is_empty() {
+                select! {
+                    recv(self.stop) -> _ => return,
+                    recv(self.events) -> event => event,
+                    default(retry) => {
+                        // Nothing new, and every node is back.
+                        if self.resume().is_ok() && self.events.is_empty() {
+                            self.core.cache.flush(true, false);
+                            live = true;
+                        } else {
+                            retry = RETRY;
+                        }
+                        continue;
+                    }
                 }
+            } else {
+                select! {
+                    recv(self.stop) -> _ => return,
+                    recv(self.events) -> event => event,
+                }
+            };
+            match event {
+                Ok(ConnectionEvent::Lost { node, .. }) => {
+                    down.insert(node);
+                    retry = Duration::ZERO;
+                    if live {
+                        live = false;
+                        self.core.suspend();
+                    }
+                }
+                Ok(ConnectionEvent::Resubscribed { node }) => {
+                    down.remove(&node);
+                }
+                Ok(_) => {}
+                // The bridge stopped.
+                Err(_) => return,
             }
         }
     }
@@ -424,12 +450,13 @@ pub struct Node {
     /// The handler subscribed to the prefix's keyspace channels. Dropped
     /// before the bridge.
     handler: Option<Handler<Vec<u8>>>,
-    bridge: Arc<Bridge<Vec<u8>>>,
+    bridge: Arc<Bridge>,
     /// The bridged broker.
     _bus: Broker<Vec<u8>>,
     client: redis::Client,
     reader: Mutex<Option<redis::Connection>>,
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the watcher.
+    stop: Option<Sender<()>>,
     watcher: Option<JoinHandle<()>>,
 }
 
@@ -451,7 +478,7 @@ impl Node {
         enable_notifications(&mut con)?;
         let bus: Broker<Vec<u8>> = Broker::new();
         let bridge = Arc::new(bridge.server(url).start(&bus)?);
-        let seen = bridge.metrics();
+        let events = bridge.connection_events();
         let core = Arc::new(Core {
             db,
             prefix: prefix.to_vec(),
@@ -463,13 +490,13 @@ impl Node {
         handler.psubscribe(keyspace_pattern(db, prefix));
         bridge.sync(Duration::from_secs(5))?;
         core.cache.flush(true, false);
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = crossbeam_channel::bounded(0);
         let watcher = Watcher {
-            seen,
             core: Arc::clone(&core),
             bridge: Arc::clone(&bridge),
+            events,
             client: client.clone(),
-            stop: Arc::clone(&stop),
+            stop: stopped,
         };
         let watcher = std::thread::Builder::new()
             .name(format!("cache-{name}-watch"))
@@ -482,7 +509,7 @@ impl Node {
             _bus: bus,
             client,
             reader: Mutex::new(Some(con)),
-            stop,
+            stop: Some(stop),
             watcher: Some(watcher),
         })
     }
@@ -551,8 +578,14 @@ impl Node {
     }
 
     fn watcher_subscriber(&self) -> Subscriber<Invalidation> {
+        // DropOldest: a component that falls behind is told how many
+        // invalidations it missed (and should treat its view as stale),
+        // instead of being cut off. Default capacity: always valid.
         let options = Options::new().policy(Policy::DropOldest);
-        let mut sub = self.core.events.subscriber_with(options);
+        let mut sub = match self.core.events.subscriber_with(options) {
+            Ok(sub) => sub,
+            Err(_) => self.core.events.subscriber(),
+        };
         sub.subscribe(FLUSHED);
         sub
     }
@@ -580,7 +613,7 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();
         }

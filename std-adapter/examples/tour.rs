@@ -7,24 +7,25 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tidings::crossbeam_channel::Select;
-use tidings::{Broker, Confirmation, Options, Policy, Subscriber, TryRecvError, slot};
+use tidings::core::slot;
+use tidings::crossbeam_channel::{Receiver, Select};
+use tidings::{Broker, Confirmation, Namespace, Options, Policy, Subscriber, TryRecvError};
 
 fn show(c: &Confirmation) -> String {
     let name = c.name.as_deref().map_or("(nil)".to_string(), |n| {
         format!("{:?}", String::from_utf8_lossy(n))
     });
-    format!("[{}, {}, {}]", c.kind, name, c.count)
+    format!("[{}, {}, {}]", c.command(), name, c.count)
 }
 
 fn section(title: &str) {
     println!("\n== {title}");
 }
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("tidings tour: Redis pub/sub semantics, in process.");
 
-    section("1. Subscribing: every call returns Redis's confirmation (kind, name, count)");
+    section("1. Subscribing: every call returns Redis's confirmation (command, name, count)");
     let broker: Broker<String> = Broker::new();
     let mut alice = broker.subscriber();
     let mut bob = broker.subscriber();
@@ -60,7 +61,7 @@ fn main() {
                 .unwrap_or_default();
             println!(
                 "    {} {:?}{pattern}: {}",
-                m.kind(),
+                m.namespace().message_kind(),
                 String::from_utf8_lossy(m.channel()),
                 m.payload()
             );
@@ -74,25 +75,33 @@ fn main() {
 
     section("3. Introspection: PUBSUB CHANNELS / NUMSUB / NUMPAT");
     let names: Vec<String> = broker
-        .channels(None)
+        .channels(Namespace::Channel, None)
         .iter()
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
     println!("  CHANNELS          -> {names:?}");
     println!(
         "  NUMSUB orders:1   -> {}  (pattern subscribers are not counted)",
-        broker.numsub("orders:1")
+        broker.numsub(Namespace::Channel, "orders:1")
     );
     println!(
         "  NUMPAT            -> {}  (distinct patterns)",
         broker.numpat()
     );
-    let all: Vec<String> = alice.unsubscribe_all().iter().map(show).collect();
+    let all: Vec<String> = alice
+        .unsubscribe_all(Namespace::Channel)
+        .iter()
+        .map(show)
+        .collect();
     println!(
         "  alice UNSUBSCRIBE -> {}  (the pattern remains, so the count stays 1)",
         all.join(" ")
     );
-    let none: Vec<String> = alice.unsubscribe_all().iter().map(show).collect();
+    let none: Vec<String> = alice
+        .unsubscribe_all(Namespace::Channel)
+        .iter()
+        .map(show)
+        .collect();
     println!(
         "  alice UNSUBSCRIBE -> {}  (nothing held: one nil confirmation)",
         none.join(" ")
@@ -115,7 +124,7 @@ fn main() {
     ];
     for (name, policy) in policies {
         let broker: Broker<u32> = Broker::new();
-        let mut slow = broker.subscriber_with(Options::new().capacity(2).policy(policy));
+        let mut slow = broker.subscriber_with(Options::new().capacity(2).policy(policy))?;
         slow.subscribe("ticks");
         let counts: Vec<usize> = (1..=5).map(|i| broker.publish("ticks", i)).collect();
         let mut seen = Vec::new();
@@ -171,7 +180,7 @@ fn main() {
         "N", "msgs/s", "deliveries/s", "p50", "p99", "lost"
     );
     for n in [1usize, 10, 100, 1000] {
-        let r = fanout(n, Duration::from_millis(1500));
+        let r = fanout(n, Duration::from_millis(1500))?;
         print!("\r");
         println!(
             "  {:>6} {:>12.0} {:>15.0} {:>10} {:>10} {:>6}          ",
@@ -186,6 +195,7 @@ fn main() {
     println!(
         "\nDone. Latency is publish-to-receive, measured on each delivery; see README for the benches."
     );
+    Ok(())
 }
 
 struct Run {
@@ -206,13 +216,13 @@ fn fmt_ns(ns: u64) -> String {
 }
 
 /// Publishes timestamps for `duration` to `n` subscribers and measures.
-fn fanout(n: usize, duration: Duration) -> Run {
+fn fanout(n: usize, duration: Duration) -> Result<Run, tidings::ConfigError> {
     let broker: Broker<Instant> = Broker::builder()
         .capacity(256)
         .policy(Policy::Block {
             timeout: Duration::from_secs(5),
         })
-        .build();
+        .build()?;
     let mut subs: Vec<Subscriber<Instant>> = (0..n).map(|_| broker.subscriber()).collect();
     for s in &mut subs {
         s.subscribe("fanout");
@@ -256,20 +266,22 @@ fn fanout(n: usize, duration: Duration) -> Run {
             .copied()
             .unwrap_or(0)
     };
-    Run {
+    Ok(Run {
         messages,
         deliveries,
         elapsed,
         p50: pick(0.50),
         p99: pick(0.99),
         lost: metrics.dropped + metrics.lagged,
-    }
+    })
 }
 
 /// Receives from every subscriber of the group until all streams end;
-/// returns a sample of publish-to-receive latencies in nanoseconds.
+/// returns a sample of publish-to-receive latencies in nanoseconds. Each
+/// subscriber is drained with `try_recv` until it is empty; when all are,
+/// the thread sleeps on their `ready` bells.
 fn drain(mut group: Vec<Subscriber<Instant>>) -> Vec<u64> {
-    let receivers: Vec<_> = group.iter().map(|s| s.receiver().clone()).collect();
+    let bells: Vec<Receiver<()>> = group.iter_mut().map(|s| s.ready().clone()).collect();
     let mut open: Vec<bool> = vec![true; group.len()];
     let mut latencies = Vec::new();
     let mut received = 0u64;
@@ -293,14 +305,18 @@ fn drain(mut group: Vec<Subscriber<Instant>>) -> Vec<u64> {
             }
         }
         if !got {
-            // Nothing queued anywhere: sleep until some queue has a message.
+            // Nothing queued anywhere: sleep until a bell rings. A token
+            // may come with nothing to receive; none is ever missed, so the
+            // timeout is only a safety net.
+            let waiting: Vec<usize> = (0..bells.len()).filter(|&i| open[i]).collect();
             let mut select = Select::new();
-            for (i, r) in receivers.iter().enumerate() {
-                if open[i] {
-                    select.recv(r);
-                }
+            for &i in &waiting {
+                select.recv(&bells[i]);
             }
-            let _ = select.ready_timeout(Duration::from_millis(5));
+            if let Ok(op) = select.select_timeout(Duration::from_millis(100)) {
+                let i = waiting[op.index()];
+                let _ = op.recv(&bells[i]);
+            }
         }
     }
     latencies

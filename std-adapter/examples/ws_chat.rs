@@ -34,6 +34,22 @@
 //! event is serialized to JSON once, every delivery clones a reference, and
 //! the socket sends the same buffer.
 //!
+//! # `/metrics`
+//!
+//! With the crate's `metrics` feature (`--features async,metrics`), the
+//! server also serves `/metrics` in Prometheus's text format: the broker's
+//! counters and gauges (`tidings_publishes_total`,
+//! `tidings_deliveries_total`, `tidings_lagged_total{policy="drop_oldest"}`
+//! when a browser falls behind, `tidings_subscribers`, `tidings_channels`,
+//! ...; see "Crate features" in the crate docs), rendered by
+//! `metrics-exporter-prometheus` from the recorder [`prometheus`] installs
+//! before the broker is built.
+//!
+//! ```text
+//! cargo run --release -p tidings --features async,metrics --example ws_chat
+//! curl -s http://127.0.0.1:8080/metrics | grep ^tidings_
+//! ```
+//!
 //! # Protocol
 //!
 //! The browser sends JSON text frames: `{"type":"join","name":..,"room":..}`
@@ -56,7 +72,7 @@ use axum::response::{Html, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tidings::{Broker, Options, Policy, RecvError, Subscriber};
+use tidings::{Broker, Namespace, Options, Policy, RecvError, Subscriber};
 
 /// What the broker carries: one serialized JSON event, shared by every
 /// delivery.
@@ -85,17 +101,52 @@ struct Chat {
     next_id: Arc<AtomicU64>,
 }
 
-/// The routes: the page at `/` and the WebSocket at `/ws`, over `broker`.
+/// The routes: the page at `/` and the WebSocket at `/ws`, over `broker`;
+/// with feature `metrics`, `/metrics` too.
 pub(crate) fn app(broker: Broker<Payload>) -> Router {
     let chat = Chat {
         broker,
         presence: Arc::new(Mutex::new(())),
         next_id: Arc::new(AtomicU64::new(1)),
     };
-    Router::new()
+    let router = Router::new()
         .route("/", get(page))
-        .route("/ws", get(upgrade))
-        .with_state(chat)
+        .route("/ws", get(upgrade));
+    #[cfg(feature = "metrics")]
+    let router = router.route("/metrics", get(metrics));
+    router.with_state(chat)
+}
+
+/// Feature `metrics`: the process's Prometheus recorder, installed as the
+/// global `metrics` recorder by the first call. Call it before building
+/// the broker: a broker takes its metric handles from the recorder
+/// installed when it is built.
+///
+/// # Panics
+///
+/// If another global `metrics` recorder was installed first.
+#[cfg(feature = "metrics")]
+pub(crate) fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// `GET /metrics`: every metric of the process, in Prometheus's text
+/// exposition format.
+#[cfg(feature = "metrics")]
+async fn metrics() -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        prometheus().render(),
+    )
 }
 
 /// Serves the chat on `listener`, with a stats ticker beside it, until
@@ -161,7 +212,9 @@ impl Chat {
     /// Tells a room how many members it has now.
     fn announce(&self, room: &str) {
         let _serial = self.presence.lock().unwrap_or_else(PoisonError::into_inner);
-        let online = self.broker.numsub(format!("chat:{room}"));
+        let online = self
+            .broker
+            .numsub(Namespace::Channel, format!("chat:{room}"));
         publish(
             &self.broker,
             &format!("presence:{room}"),
@@ -275,11 +328,17 @@ fn valid_room(room: &str) -> bool {
 /// One WebSocket connection: its own subscriber, forwarded to the socket,
 /// and the browser's requests, published.
 async fn connection(mut socket: WebSocket, chat: Chat) {
-    let mut sub = chat.broker.subscriber_with(
-        Options::new()
-            .capacity(QUEUE_CAPACITY)
-            .policy(Policy::DropOldest),
-    );
+    let options = Options::new()
+        .capacity(QUEUE_CAPACITY)
+        .policy(Policy::DropOldest);
+    let mut sub = match chat.broker.subscriber_with(options) {
+        Ok(sub) => sub,
+        // Only a capacity of 0 is refused, and QUEUE_CAPACITY is not 0.
+        Err(e) => {
+            let _ = socket.send(frame(&error(&e.to_string()))).await;
+            return;
+        }
+    };
     sub.subscribe(STATS);
     let mut member: Option<Member> = None;
     loop {
@@ -324,15 +383,15 @@ async fn stats_ticker(broker: Broker<Payload>) {
     loop {
         tick.tick().await;
         let now = (Instant::now(), broker.metrics());
-        if broker.numsub(STATS) > 0 {
+        if broker.numsub(Namespace::Channel, STATS) > 0 {
             let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
             let rate = |later: u64, earlier: u64| later.saturating_sub(earlier) as f64 / secs;
             let rooms: Vec<Value> = broker
-                .channels(Some(b"chat:*"))
+                .channels(Namespace::Channel, Some(b"chat:*"))
                 .iter()
                 .map(|channel| {
                     let room = String::from_utf8_lossy(&channel[b"chat:".len()..]);
-                    json!({ "room": room, "online": broker.numsub(channel) })
+                    json!({ "room": room, "online": broker.numsub(Namespace::Channel, channel) })
                 })
                 .collect();
             publish(
@@ -343,7 +402,7 @@ async fn stats_ticker(broker: Broker<Payload>) {
                     "msgs_per_sec": rate(now.1.published, last.1.published),
                     "deliveries_per_sec": rate(now.1.delivered, last.1.delivered),
                     "subscribers": now.1.subscribers,
-                    "channels": broker.channels(None).len(),
+                    "channels": broker.channels(Namespace::Channel, None).len(),
                     "lagged": now.1.lagged,
                     "rooms": rooms,
                 }),
@@ -403,6 +462,9 @@ async fn main() -> std::process::ExitCode {
             std::future::pending::<()>().await;
         }
     };
+    // Before the broker: it takes its metric handles from this recorder.
+    #[cfg(feature = "metrics")]
+    prometheus();
     match serve(listener, Broker::new(), shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

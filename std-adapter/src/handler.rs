@@ -2,16 +2,16 @@
 
 use std::fmt;
 
-use tidings_core::Kind;
+use tidings_core::{Confirmation, Counts, Namespace};
 
-use crate::subscriber::{Confirmation, Subscriber, subscription_methods};
+use crate::subscriber::{Subscriber, subscription_methods};
 
 /// A subscriber whose messages are handed to a function on the delivering
 /// thread, made by [`Broker::handler`](crate::Broker::handler). It
 /// subscribes like a [`Subscriber`], with the same confirmations, and
 /// dropping it unsubscribes it from everything.
 pub struct Handler<T> {
-    /// The registry membership; its queue is never used.
+    /// The registry membership; it never queues anything.
     member: Subscriber<T>,
 }
 
@@ -20,15 +20,15 @@ impl<T> Handler<T> {
         Handler { member }
     }
 
-    fn op(&mut self, kind: Kind, name: &[u8]) -> Confirmation {
-        self.member.op(kind, name)
+    fn op(&mut self, namespace: Namespace, name: &[u8], subscribe: bool) -> Confirmation {
+        self.member.op(namespace, name, subscribe)
     }
 
-    fn op_all(&mut self, kind: Kind) -> Vec<Confirmation> {
-        self.member.op_all(kind)
+    fn op_all(&mut self, namespace: Namespace) -> Vec<Confirmation> {
+        self.member.op_all(namespace)
     }
 
-    fn member_counts(&self) -> tidings_core::Counts {
+    fn member_counts(&self) -> Counts {
         self.member.member_counts()
     }
 

@@ -1,42 +1,26 @@
-//! The subscriber handle: its subscriptions, and receiving from its queue.
+//! The subscriber handle: its subscriptions, and receiving.
+//!
+//! A subscriber receives from two places, oldest first: its own queue (see
+//! `crate::queue`), and, while it reads one route's shared ring directly
+//! (see `crate::log`), that ring. It reads a ring when its policy is
+//! [`Policy::DropOldest`], it holds exactly one channel or pattern (or shard
+//! channel), and its own queue was empty when it subscribed; as soon as it
+//! holds a second one, it leaves the ring, moving what it had not taken into
+//! its own queue, and receives everything there.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-use tidings_core::Kind;
+use tidings_core::registry::Change;
+use tidings_core::{Confirmation, Counts, Namespace};
 
-use crate::broker::{Shared, State, announce};
+use crate::broker::{BrokerState, leave_queued};
+use crate::log::{self, MAX_CAPACITY, Take};
 use crate::message::{DisconnectReason, Message, RecvError, RecvTimeoutError, TryRecvError};
-use crate::policy::{Envelope, Options, Policy, Stats, SubscriberStats};
-
-/// One of Redis's subscription confirmations, owned: `(kind, name, count)`.
-///
-/// `count` is the subscriber's number of channels plus patterns after the
-/// operation, or its number of shard channels for the shard kinds. `name` is
-/// `None` only for the single confirmation of an "unsubscribe all" when
-/// nothing of that kind was held.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Confirmation {
-    /// What was done.
-    pub kind: Kind,
-    /// The channel or pattern.
-    pub name: Option<Vec<u8>>,
-    /// The count Redis reports.
-    pub count: usize,
-}
-
-impl From<tidings_core::Confirmation<'_>> for Confirmation {
-    fn from(c: tidings_core::Confirmation<'_>) -> Self {
-        Confirmation {
-            kind: c.kind,
-            name: c.name.map(<[u8]>::to_vec),
-            count: c.count,
-        }
-    }
-}
+use crate::policy::{Policy, SubscriberStats};
+use crate::queue::{Member, Popped};
+use crate::route::{Reading, Route};
 
 /// The subscription methods of [`Subscriber`] and [`Handler`](crate::Handler),
 /// written once: each type provides `op`, `op_all` and `member_counts`.
@@ -46,70 +30,64 @@ macro_rules! subscription_methods {
         /// starts after this returns.
         ///
         /// ```
-        /// use tidings::{Broker, Kind};
-        ///
-        /// let broker: Broker<()> = Broker::new();
-        /// let mut sub = broker.subscriber();
-        /// let c = sub.subscribe("a");
-        /// assert_eq!((c.kind, c.name.as_deref(), c.count), (Kind::Subscribe, Some(&b"a"[..]), 1));
-        /// assert_eq!(sub.subscribe("a").count, 1); // repeated: same count
-        /// assert_eq!(sub.psubscribe("b*").count, 2); // channels plus patterns
-        /// ```
-        pub fn subscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-            self.op(Kind::Subscribe, channel.as_ref())
-        }
-
-        /// `UNSUBSCRIBE channel`; confirms even if the channel was not held.
-        pub fn unsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-            self.op(Kind::Unsubscribe, channel.as_ref())
-        }
-
-        /// `UNSUBSCRIBE` with no arguments: one confirmation per channel held, in
-        /// byte order with falling counts, or a single one with no name if none
-        /// is held.
-        ///
-        /// ```
         /// use tidings::Broker;
         ///
         /// let broker: Broker<()> = Broker::new();
         /// let mut sub = broker.subscriber();
-        /// sub.psubscribe("p*");
-        /// let all = sub.unsubscribe_all();
-        /// assert_eq!(all.len(), 1);
-        /// assert_eq!((all[0].name.clone(), all[0].count), (None, 1)); // the pattern remains
+        /// let c = sub.subscribe("a");
+        /// assert_eq!((c.command(), c.name.as_deref(), c.count), ("subscribe", Some(&b"a"[..]), 1));
+        /// assert_eq!(sub.subscribe("a").count, 1); // repeated: same count
+        /// assert_eq!(sub.psubscribe("b*").count, 2); // channels plus patterns
         /// ```
-        pub fn unsubscribe_all(&mut self) -> Vec<Confirmation> {
-            self.op_all(Kind::Unsubscribe)
+        pub fn subscribe(&mut self, channel: impl AsRef<[u8]>) -> tidings_core::Confirmation {
+            self.op(tidings_core::Namespace::Channel, channel.as_ref(), true)
+        }
+
+        /// `UNSUBSCRIBE channel`; confirms even if the channel was not held.
+        /// Messages already delivered stay queued.
+        pub fn unsubscribe(&mut self, channel: impl AsRef<[u8]>) -> tidings_core::Confirmation {
+            self.op(tidings_core::Namespace::Channel, channel.as_ref(), false)
         }
 
         /// `PSUBSCRIBE pattern` (Redis glob syntax; see [`tidings_core::glob`]).
-        pub fn psubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
-            self.op(Kind::PSubscribe, pattern.as_ref())
+        pub fn psubscribe(&mut self, pattern: impl AsRef<[u8]>) -> tidings_core::Confirmation {
+            self.op(tidings_core::Namespace::Pattern, pattern.as_ref(), true)
         }
 
         /// `PUNSUBSCRIBE pattern`.
-        pub fn punsubscribe(&mut self, pattern: impl AsRef<[u8]>) -> Confirmation {
-            self.op(Kind::PUnsubscribe, pattern.as_ref())
-        }
-
-        /// `PUNSUBSCRIBE` with no arguments.
-        pub fn punsubscribe_all(&mut self) -> Vec<Confirmation> {
-            self.op_all(Kind::PUnsubscribe)
+        pub fn punsubscribe(&mut self, pattern: impl AsRef<[u8]>) -> tidings_core::Confirmation {
+            self.op(tidings_core::Namespace::Pattern, pattern.as_ref(), false)
         }
 
         /// `SSUBSCRIBE shardchannel`. Its count is the number of shard channels.
-        pub fn ssubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-            self.op(Kind::SSubscribe, channel.as_ref())
+        pub fn ssubscribe(&mut self, channel: impl AsRef<[u8]>) -> tidings_core::Confirmation {
+            self.op(tidings_core::Namespace::Shard, channel.as_ref(), true)
         }
 
         /// `SUNSUBSCRIBE shardchannel`.
-        pub fn sunsubscribe(&mut self, channel: impl AsRef<[u8]>) -> Confirmation {
-            self.op(Kind::SUnsubscribe, channel.as_ref())
+        pub fn sunsubscribe(&mut self, channel: impl AsRef<[u8]>) -> tidings_core::Confirmation {
+            self.op(tidings_core::Namespace::Shard, channel.as_ref(), false)
         }
 
-        /// `SUNSUBSCRIBE` with no arguments.
-        pub fn sunsubscribe_all(&mut self) -> Vec<Confirmation> {
-            self.op_all(Kind::SUnsubscribe)
+        /// `UNSUBSCRIBE`, `PUNSUBSCRIBE` or `SUNSUBSCRIBE` with no arguments,
+        /// by namespace: one confirmation per name held, in byte order with
+        /// falling counts, or a single one with no name if none is held.
+        ///
+        /// ```
+        /// use tidings::{Broker, Namespace};
+        ///
+        /// let broker: Broker<()> = Broker::new();
+        /// let mut sub = broker.subscriber();
+        /// sub.psubscribe("p*");
+        /// let all = sub.unsubscribe_all(Namespace::Channel);
+        /// assert_eq!(all.len(), 1);
+        /// assert_eq!((all[0].name.clone(), all[0].count), (None, 1)); // the pattern remains
+        /// ```
+        pub fn unsubscribe_all(
+            &mut self,
+            namespace: tidings_core::Namespace,
+        ) -> Vec<tidings_core::Confirmation> {
+            self.op_all(namespace)
         }
 
         /// The numbers of channels, patterns and shard channels held.
@@ -121,136 +99,261 @@ macro_rules! subscription_methods {
 pub(crate) use subscription_methods;
 
 /// A subscriber: it holds channels, patterns and shard channels, and
-/// receives what is published to them from its own bounded queue.
+/// receives what is published to them.
 ///
 /// Dropping it unsubscribes it from everything. It is `Send`, so it can be
 /// moved to the thread that reads it.
 pub struct Subscriber<T> {
-    shared: Arc<Shared<T>>,
-    /// The registry id; `u64::MAX` if the broker was already closed.
-    id: u64,
-    rx: Receiver<Envelope<T>>,
-    stats: Arc<Stats>,
-    options: Options,
-    /// The sequence number the next envelope should carry (`DropOldest`).
-    expected: u64,
+    state: Arc<BrokerState<T>>,
+    member: Arc<Member<T>>,
+    /// The route whose ring it reads, if it reads one.
+    direct: Option<Box<Direct<T>>>,
+    /// Routes held.
+    routes: u32,
+    /// A message whose arrival revealed a gap: returned after the lag notice.
+    pending: Option<Message<T>>,
+    /// Delivered through rings it no longer reads.
+    ring_delivered: u64,
+    /// The channel [`ready`](Self::ready) returns.
+    bell: Option<Box<crossbeam_channel::Receiver<()>>>,
     /// The stream has yielded its terminal `Disconnected` (async `Stream`).
     #[cfg(feature = "async")]
     ended: bool,
-    /// Envelopes taken from the queue so far.
-    taken: u64,
-    /// A message whose arrival revealed a gap: returned after the lag notice.
-    pending: Option<Message<T>>,
+}
+
+struct Direct<T> {
+    route: Arc<Route<T>>,
+    reading: Reading<T>,
+}
+
+/// What one look for a message found.
+enum Found<T> {
+    Message(Message<T>),
+    Lagged(u64),
+    Empty,
+    End(DisconnectReason),
+}
+
+/// What a subscription change leaves to do once the registry's lock is
+/// released.
+struct After<T> {
+    /// Routes this left, to drop outside the lock.
+    left: Vec<Arc<Route<T>>>,
+    /// Readers of closed routes to wake.
+    wake: Vec<Arc<Member<T>>>,
+    /// Messages to drop outside the lock (a dropped subscriber's backlog).
+    garbage: Vec<Message<T>>,
+}
+
+impl<T> After<T> {
+    fn new() -> Self {
+        After {
+            left: Vec::new(),
+            wake: Vec::new(),
+            garbage: Vec::new(),
+        }
+    }
+
+    fn finish(self, state: &BrokerState<T>) {
+        state.interest.dispatch();
+        for m in self.wake {
+            m.wake();
+        }
+        drop(self.garbage);
+        drop(self.left);
+    }
 }
 
 impl<T> Subscriber<T> {
-    pub(crate) fn new(
-        shared: Arc<Shared<T>>,
-        id: u64,
-        rx: Receiver<Envelope<T>>,
-        stats: Arc<Stats>,
-        options: Options,
-    ) -> Self {
+    pub(crate) fn new(state: Arc<BrokerState<T>>, member: Arc<Member<T>>) -> Self {
         Subscriber {
-            shared,
-            id,
-            rx,
-            stats,
-            options,
-            expected: 0,
-            taken: 0,
+            state,
+            member,
+            direct: None,
+            routes: 0,
+            pending: None,
+            ring_delivered: 0,
+            bell: None,
             #[cfg(feature = "async")]
             ended: false,
-            pending: None,
         }
     }
 
-    /// Runs one single-name operation and tells the interest hooks.
-    pub(crate) fn op(&mut self, kind: Kind, name: &[u8]) -> Confirmation {
-        // A subscriber removed by its policy (or created after the broker
-        // closed) stays out of the registry: its stream has ended.
-        if self.is_disconnected() {
-            return Confirmation {
-                kind,
-                name: Some(name.to_vec()),
-                count: 0,
-            };
-        }
-        let mut state = self.shared.write();
-        let (registry, id) = (&mut state.registry, self.id);
-        let c = match kind {
-            Kind::Subscribe => registry.subscribe(id, name),
-            Kind::PSubscribe => registry.psubscribe(id, name),
-            Kind::SSubscribe => registry.ssubscribe(id, name),
-            Kind::PUnsubscribe => registry.punsubscribe(id, name),
-            Kind::SUnsubscribe => registry.sunsubscribe(id, name),
-            _ => registry.unsubscribe(id, name),
-        };
-        if c.interest_changed {
-            announce(&state.hooks, kind, name);
-        }
-        c.into()
+    /// Whether this subscriber may read a ring directly when it holds one
+    /// route.
+    fn may_read_ring(&self) -> bool {
+        let m = &self.member;
+        m.handler.is_none()
+            && m.options.policy == Policy::DropOldest
+            && m.options.capacity <= MAX_CAPACITY
+            && !m.has_queued()
     }
 
-    /// Runs an "unsubscribe all" of `kind` and tells the interest hooks.
-    pub(crate) fn op_all(&mut self, kind: Kind) -> Vec<Confirmation> {
-        let mut out = Vec::new();
-        let mut state = self.shared.write();
-        let State {
-            registry, hooks, ..
-        } = &mut *state;
-        let mut confirm = |c: tidings_core::Confirmation<'_>| {
-            if let (true, Some(name)) = (c.interest_changed, c.name) {
-                announce(hooks, kind, name);
+    /// The subscriber joined route `c` (a registry change, under its write
+    /// lock).
+    fn joined(&mut self, c: Change<'_, Arc<Route<T>>>) {
+        if c.first_or_last {
+            self.state.interest.record(c.namespace, c.name, true);
+        }
+        self.routes += 1;
+        if self.routes == 1 && self.may_read_ring() {
+            if let Some(reading) = c.route.join(self.member.options.capacity) {
+                self.direct = Some(Box::new(Direct {
+                    route: Arc::clone(c.route),
+                    reading,
+                }));
+                return;
             }
-            out.push(c.into());
-        };
-        match kind {
-            Kind::PUnsubscribe => registry.punsubscribe_all(self.id, &mut confirm),
-            Kind::SUnsubscribe => registry.sunsubscribe_all(self.id, &mut confirm),
-            _ => registry.unsubscribe_all(self.id, &mut confirm),
         }
-        out
+        if let Some(d) = self.direct.take() {
+            self.ring_delivered += d.route.to_member(&d.reading, &self.member);
+        }
+        c.route.add_member(Arc::clone(&self.member));
     }
 
-    fn is_disconnected(&self) -> bool {
-        self.id == u64::MAX
-            || self
-                .stats
-                .disconnected
-                .load(std::sync::atomic::Ordering::Acquire)
+    /// The subscriber left route `c` (a registry change, under its write
+    /// lock). Unless it is being dropped, what it had not taken from the
+    /// route's ring moves to its own queue.
+    fn left(&mut self, c: Change<'_, Arc<Route<T>>>, dropping: bool, after: &mut After<T>) {
+        self.routes = self.routes.saturating_sub(1);
+        let reads_it = self
+            .direct
+            .as_ref()
+            .is_some_and(|d| Arc::ptr_eq(&d.route, c.route));
+        if reads_it {
+            if let Some(d) = self.direct.take() {
+                let member = &self.member;
+                let garbage = &mut after.garbage;
+                let (lost, delivered) = d.route.leave(&d.reading, |lost, m| {
+                    if dropping {
+                        garbage.push(m);
+                    } else {
+                        member.push_backlog(lost, Some(m));
+                    }
+                });
+                if !dropping {
+                    member.push_backlog(lost, None);
+                }
+                self.ring_delivered += delivered;
+            }
+            if c.first_or_last {
+                self.state.interest.record(c.namespace, c.name, false);
+                after.wake.extend(c.route.close());
+                after.left.push(Arc::clone(c.route));
+            }
+        } else {
+            leave_queued(
+                c,
+                &self.member,
+                &self.state.interest,
+                &mut after.left,
+                &mut after.wake,
+            );
+        }
+    }
+
+    /// A confirmation for an operation the broker refused (the subscriber
+    /// was disconnected, or the broker closed, or the registry is full):
+    /// nothing changed.
+    fn refused(&self, namespace: Namespace, name: &[u8], subscribe: bool) -> Confirmation {
+        let counts = self.member_counts();
+        let count = match namespace {
+            Namespace::Shard => counts.shard_channels,
+            _ => counts.subscriptions(),
+        };
+        Confirmation::new(namespace, subscribe, Some(name.into()), count)
+    }
+
+    /// Runs one single-name operation.
+    pub(crate) fn op(
+        &mut self,
+        namespace: Namespace,
+        name: &[u8],
+        subscribe: bool,
+    ) -> Confirmation {
+        let state = Arc::clone(&self.state);
+        let mut after = After::new();
+        let result = {
+            let mut registry = state.write();
+            // A subscriber removed by its policy, or whose broker closed,
+            // stays out of the registry: checked under the lock that the
+            // removal takes, so a subscription cannot land after it.
+            if state.is_closed() || self.member.is_doomed() {
+                None
+            } else if subscribe {
+                registry
+                    .subscribe(namespace, self.member.id, name, |c| self.joined(c))
+                    .ok()
+            } else {
+                Some(registry.unsubscribe(namespace, self.member.id, name, |c| {
+                    self.left(c, false, &mut after);
+                }))
+            }
+        };
+        after.finish(&state);
+        result.unwrap_or_else(|| self.refused(namespace, name, subscribe))
+    }
+
+    /// Runs an "unsubscribe all" of `namespace`.
+    pub(crate) fn op_all(&mut self, namespace: Namespace) -> Vec<Confirmation> {
+        let state = Arc::clone(&self.state);
+        let mut after = After::new();
+        let confirmations = {
+            let mut registry = state.write();
+            registry.unsubscribe_all(namespace, self.member.id, |c| {
+                self.left(c, false, &mut after);
+            })
+        };
+        after.finish(&state);
+        confirmations
+    }
+
+    pub(crate) fn member_counts(&self) -> Counts {
+        self.state.read().counts(self.member.id)
     }
 
     subscription_methods!();
 
-    pub(crate) fn member_counts(&self) -> tidings_core::Counts {
-        self.shared.read().registry.counts(self.id)
-    }
-
     /// This subscriber's counters.
     pub fn stats(&self) -> SubscriberStats {
-        self.stats.snapshot(self.taken, self.rx.len())
+        let (pushed, live) = self.member.counts();
+        let mut stats = SubscriberStats {
+            delivered: pushed + self.ring_delivered,
+            dropped: self
+                .member
+                .dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            lagged: self
+                .member
+                .lagged
+                .load(std::sync::atomic::Ordering::Relaxed),
+            queued: live as u64 + u64::from(self.pending.is_some()),
+            disconnected: self.member.is_doomed(),
+        };
+        if let Some(d) = &self.direct {
+            if let Some((oldest, head)) = d.route.ring_state(d.reading.capacity) {
+                let cursor = d.reading.cursor;
+                stats.delivered += head - d.reading.joined;
+                stats.lagged += oldest.saturating_sub(cursor);
+                stats.queued += head - cursor.max(oldest);
+            }
+        }
+        stats
     }
 
     /// The queue capacity, in messages.
     pub fn capacity(&self) -> usize {
-        self.options.capacity
+        self.member.options.capacity
     }
 
     /// The overflow policy.
     pub fn policy(&self) -> Policy {
-        self.options.policy
+        self.member.options.policy
     }
 
-    /// How long a blocking receive spins before it sleeps
-    /// ([`Options::spin`]).
-    pub fn spin(&self) -> Duration {
-        self.options.spin
-    }
-
-    /// Number of messages waiting in the queue.
+    /// Number of messages waiting to be received.
     pub fn len(&self) -> usize {
-        self.rx.len() + usize::from(self.pending.is_some())
+        self.stats().queued as usize
     }
 
     /// Whether no message is waiting.
@@ -258,94 +361,119 @@ impl<T> Subscriber<T> {
         self.len() == 0
     }
 
-    fn reason(&self) -> DisconnectReason {
-        if self
-            .stats
-            .disconnected
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
-            DisconnectReason::Overflow {
-                capacity: self.options.capacity,
+    /// Looks once for the next item of the stream, without waiting.
+    fn look(&mut self) -> Found<T> {
+        if let Some(m) = self.pending.take() {
+            return Found::Message(m);
+        }
+        if self.member.has_queued() {
+            match self.member.pop() {
+                Popped::Message(0, m) => return Found::Message(m),
+                Popped::Message(lag, m) => {
+                    self.pending = Some(m);
+                    return Found::Lagged(lag);
+                }
+                Popped::Lagged(lag) => return Found::Lagged(lag),
+                Popped::Closed(why) => return Found::End(why),
+                Popped::Empty => {}
             }
-        } else {
-            DisconnectReason::BrokerClosed
         }
-    }
-
-    /// Turns an envelope taken from [`receiver`](Self::receiver) into what it
-    /// reveals, in stream order: a message kept back by an earlier
-    /// [`RecvError::Lagged`] from [`recv`](Self::recv) or
-    /// [`try_recv`](Self::try_recv) (if any), then
-    /// [`RecvError::Lagged(n)`](RecvError::Lagged) if `n` messages were
-    /// discarded just before this one (under [`Policy::DropOldest`]), then
-    /// the envelope's message. Nothing is kept back afterwards, so a
-    /// `select!` loop can go straight back to waiting.
-    ///
-    /// ```
-    /// use crossbeam_channel::{select, unbounded};
-    /// use tidings::{Broker, Options, Policy, RecvError};
-    ///
-    /// let broker = Broker::new();
-    /// let mut sub = broker.subscriber_with(Options::new().capacity(2).policy(Policy::DropOldest));
-    /// sub.subscribe("jobs");
-    /// let (_shutdown_tx, shutdown) = unbounded::<()>();
-    /// for job in 1..=3 {
-    ///     broker.publish("jobs", job); // job 1 is overwritten
-    /// }
-    /// let mut seen = Vec::new();
-    /// while seen.len() < 3 {
-    ///     select! {
-    ///         recv(sub.receiver()) -> envelope => {
-    ///             seen.extend(sub.accept(envelope.unwrap()).map(|item| item.map(|m| *m.payload())));
-    ///         }
-    ///         recv(shutdown) -> _ => unreachable!(),
-    ///     }
-    /// }
-    /// assert_eq!(seen, [Err(RecvError::Lagged(1)), Ok(2), Ok(3)]);
-    /// ```
-    pub fn accept(&mut self, envelope: Envelope<T>) -> Accepted<T> {
-        let kept = self.pending.take().map(Ok);
-        let (lag, message) = self.open(envelope);
-        Accepted {
-            items: [
-                kept,
-                lag.map(|n| Err(RecvError::Lagged(n))),
-                Some(Ok(message)),
-            ]
-            .into_iter(),
-        }
-    }
-
-    /// Checks an envelope's place in the stream: returns the number of
-    /// messages discarded just before it, if any, and its message.
-    fn open(&mut self, envelope: Envelope<T>) -> (Option<u64>, Message<T>) {
-        self.taken += 1;
-        let mut lag = None;
-        if self.options.policy == Policy::DropOldest {
-            let gap = envelope.seq.saturating_sub(self.expected);
-            self.expected = envelope.seq + 1;
-            lag = (gap > 0).then_some(gap);
-        }
-        (lag, envelope.message)
-    }
-
-    /// Receives one envelope's worth for `recv` and friends: the message, or
-    /// a lag notice with the message kept for the next call.
-    fn take(&mut self, envelope: Envelope<T>) -> Result<Message<T>, RecvError> {
-        match self.open(envelope) {
-            (Some(n), message) => {
-                self.pending = Some(message);
-                Err(RecvError::Lagged(n))
+        let Some(d) = &mut self.direct else {
+            return match self.member.closed() {
+                Some(why) => Found::End(why),
+                None if self.state.is_closed() => Found::End(DisconnectReason::BrokerClosed),
+                None => Found::Empty,
+            };
+        };
+        let mut closed_seen = false;
+        loop {
+            match log::take(&d.reading.ring, d.reading.cursor) {
+                Take::Got(m) => {
+                    d.reading.cursor += 1;
+                    return Found::Message(Message::from_shared(m));
+                }
+                Take::Empty => {
+                    if closed_seen {
+                        return Found::End(DisconnectReason::BrokerClosed);
+                    }
+                    if !d.route.is_closed() {
+                        if d.reading.ring.len() > 64 {
+                            // Caught up after a backlog: give the ring's
+                            // memory back.
+                            d.route.trim(&mut d.reading);
+                        }
+                        return Found::Empty;
+                    }
+                    // Everything written before the close is visible now:
+                    // look once more.
+                    closed_seen = true;
+                }
+                Take::Evicted | Take::Moved => {
+                    let Some((lost, next)) = d.route.catch_up(&mut d.reading) else {
+                        return Found::End(DisconnectReason::BrokerClosed);
+                    };
+                    if lost > 0 {
+                        self.member
+                            .lagged
+                            .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+                        self.pending = next;
+                        return Found::Lagged(lost);
+                    }
+                }
             }
-            (None, message) => Ok(message),
         }
     }
 
-    /// The underlying crossbeam receiver, to wait on several subscribers and
-    /// channels at once with `crossbeam_channel::select!`. Pass what it
-    /// yields to [`accept`](Self::accept), which detects loss.
-    pub fn receiver(&self) -> &Receiver<Envelope<T>> {
-        &self.rx
+    /// Asks to be woken when something arrives; `false` if something may
+    /// have arrived meanwhile, so the caller must look again.
+    fn arm(&self) -> bool {
+        if !self.member.arm() {
+            return false;
+        }
+        match &self.direct {
+            Some(d) => d
+                .route
+                .arm(&self.member, d.reading.capacity, d.reading.cursor),
+            None => !self.state.is_closed(),
+        }
+    }
+
+    /// Waits for the next item until `deadline` (`None`: for as long as it
+    /// takes).
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<Message<T>, RecvTimeoutError> {
+        let spin_until = Instant::now().checked_add(self.member.options.spin);
+        let mut spins = 0u32;
+        loop {
+            match self.look() {
+                Found::Message(m) => return Ok(m),
+                Found::Lagged(n) => return Err(RecvTimeoutError::Lagged(n)),
+                Found::End(why) => return Err(RecvTimeoutError::Disconnected(why)),
+                Found::Empty => {}
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            if !self.member.options.spin.is_zero() && spin_until.is_none_or(|s| now < s) {
+                spins += 1;
+                if spins % 64 == 0 {
+                    // Between rounds, let whatever else wants this CPU run
+                    // (on a small machine, often the thread about to send).
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            self.member.set_thread();
+            if !self.arm() {
+                continue;
+            }
+            match deadline {
+                Some(d) => std::thread::park_timeout(d.saturating_duration_since(now)),
+                None => std::thread::park(),
+            }
+        }
     }
 
     /// Blocks until a message arrives, a lag is reported, or the stream ends.
@@ -364,82 +492,119 @@ impl<T> Subscriber<T> {
     /// assert_eq!(m.pattern(), Some(&b"orders:*"[..]));
     /// ```
     pub fn recv(&mut self) -> Result<Message<T>, RecvError> {
-        if let Some(m) = self.pending.take() {
-            return Ok(m);
-        }
-        let received = match self.poll_spinning(None) {
-            Some(polled) => polled,
-            None => self.rx.recv().map_err(|_| ()),
-        };
-        match received {
-            Ok(envelope) => self.take(envelope),
-            Err(()) => Err(RecvError::Disconnected(self.reason())),
-        }
-    }
-
-    /// Polls the queue for up to [`Options::spin`] (or `limit`, if shorter)
-    /// and returns what it found: an envelope, `Err(())` if the stream has
-    /// ended, or `None` when the spin ran out (or is zero) with the queue
-    /// empty.
-    fn poll_spinning(&self, limit: Option<Duration>) -> Option<Result<Envelope<T>, ()>> {
-        let spin = limit.map_or(self.options.spin, |l| l.min(self.options.spin));
-        if spin.is_zero() {
-            return None;
-        }
-        // A spin too long to represent never runs out before a message.
-        let deadline = Instant::now().checked_add(spin);
-        loop {
-            for _ in 0..64 {
-                match self.rx.try_recv() {
-                    Ok(envelope) => return Some(Ok(envelope)),
-                    Err(crossbeam_channel::TryRecvError::Disconnected) => return Some(Err(())),
-                    Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
-                }
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
-            }
-            // Between rounds, let whatever else wants this CPU run (on a
-            // small machine, often the thread about to send): the receiver
-            // stays runnable, so it needs no wake-up, and costs less.
-            std::thread::yield_now();
-        }
-    }
-
-    /// Returns a queued message without blocking.
-    pub fn try_recv(&mut self) -> Result<Message<T>, TryRecvError> {
-        if let Some(m) = self.pending.take() {
-            return Ok(m);
-        }
-        match self.rx.try_recv() {
-            Ok(envelope) => self.take(envelope).map_err(Into::into),
-            Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                Err(TryRecvError::Disconnected(self.reason()))
+        match self.wait(None) {
+            Ok(m) => Ok(m),
+            Err(RecvTimeoutError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(RecvTimeoutError::Disconnected(why)) => Err(RecvError::Disconnected(why)),
+            // No deadline: never times out.
+            Err(RecvTimeoutError::Timeout) => {
+                Err(RecvError::Disconnected(DisconnectReason::BrokerClosed))
             }
         }
     }
 
     /// Blocks for at most `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<T>, RecvTimeoutError> {
-        if let Some(m) = self.pending.take() {
-            return Ok(m);
-        }
-        let start = Instant::now();
-        let received = match self.poll_spinning(Some(timeout)) {
-            Some(Ok(envelope)) => Ok(envelope),
-            Some(Err(())) => Err(crossbeam_channel::RecvTimeoutError::Disconnected),
-            None => self
-                .rx
-                .recv_timeout(timeout.saturating_sub(start.elapsed())),
-        };
-        match received {
-            Ok(envelope) => self.take(envelope).map_err(Into::into),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(RecvTimeoutError::Timeout),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                Err(RecvTimeoutError::Disconnected(self.reason()))
+        self.wait(Instant::now().checked_add(timeout))
+    }
+
+    /// Blocks until `deadline` at the latest.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Message<T>, RecvTimeoutError> {
+        self.wait(Some(deadline))
+    }
+
+    /// Returns a waiting message without blocking.
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<Message<T>, TryRecvError> {
+        if self.pending.is_none() {
+            if self.member.has_queued() {
+                // The fast path of a queue.
+                match self.member.pop() {
+                    Popped::Message(0, m) => return Ok(m),
+                    Popped::Message(lag, m) => {
+                        self.pending = Some(m);
+                        return Err(TryRecvError::Lagged(lag));
+                    }
+                    Popped::Lagged(lag) => return Err(TryRecvError::Lagged(lag)),
+                    Popped::Closed(why) => return Err(TryRecvError::Disconnected(why)),
+                    Popped::Empty => {}
+                }
+            } else if let Some(d) = &mut self.direct {
+                // The fast path of a ring reader: its next message is there.
+                if let Take::Got(m) = log::take(&d.reading.ring, d.reading.cursor) {
+                    d.reading.cursor += 1;
+                    return Ok(Message::from_shared(m));
+                }
             }
         }
+        self.try_recv_slow()
+    }
+
+    fn try_recv_slow(&mut self) -> Result<Message<T>, TryRecvError> {
+        let found = self.look();
+        match found {
+            Found::Message(m) => Ok(m),
+            Found::Lagged(n) => Err(TryRecvError::Lagged(n)),
+            Found::End(why) => Err(TryRecvError::Disconnected(why)),
+            Found::Empty => {
+                if self.bell.is_some() && !self.arm() {
+                    // Something arrived meanwhile: ring the bell so that a
+                    // caller about to wait on it looks again.
+                    self.member.wake();
+                }
+                Err(TryRecvError::Empty)
+            }
+        }
+    }
+
+    /// A channel that receives a token whenever this subscriber may have
+    /// something to receive after [`try_recv`](Self::try_recv) found it
+    /// empty: the way to wait on several subscribers, and on other
+    /// crossbeam channels, at once with `crossbeam_channel::select!`.
+    /// Receive with `try_recv` until it is empty, then wait on the bells;
+    /// a token may come with nothing to receive (look again and wait
+    /// again), but none is ever missed.
+    ///
+    /// ```
+    /// use crossbeam_channel::{select, unbounded};
+    /// use tidings::{Broker, TryRecvError};
+    ///
+    /// let broker = Broker::new();
+    /// let (mut a, mut b) = (broker.subscriber(), broker.subscriber());
+    /// a.subscribe("jobs");
+    /// b.subscribe("alerts");
+    /// let (bell_a, bell_b) = (a.ready().clone(), b.ready().clone());
+    /// let (_stop_tx, stop) = unbounded::<()>();
+    /// broker.publish("alerts", "fire");
+    /// let mut seen = Vec::new();
+    /// while seen.is_empty() {
+    ///     for sub in [&mut a, &mut b] {
+    ///         while let Ok(m) = sub.try_recv() {
+    ///             seen.push(*m.payload());
+    ///         }
+    ///     }
+    ///     if seen.is_empty() {
+    ///         select! {
+    ///             recv(bell_a) -> _ => {}
+    ///             recv(bell_b) -> _ => {}
+    ///             recv(stop) -> _ => break,
+    ///         }
+    ///     }
+    /// }
+    /// assert_eq!(seen, ["fire"]);
+    /// assert_eq!(a.try_recv().unwrap_err(), TryRecvError::Empty);
+    /// ```
+    pub fn ready(&mut self) -> &crossbeam_channel::Receiver<()> {
+        let bell = self.bell.get_or_insert_with(|| {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.member.set_bell(tx);
+            Box::new(rx)
+        });
+        // Ring at once: whatever is waiting now was not announced.
+        if self.member.has_queued() || self.direct.is_some() {
+            self.member.wake();
+        }
+        bell
     }
 
     /// A blocking iterator: yields every message and every lag notice, then
@@ -451,8 +616,8 @@ impl<T> Subscriber<T> {
         }
     }
 
-    /// A non-blocking iterator over what is queued now (messages and lag
-    /// notices); it ends when the queue is empty, after yielding a terminal
+    /// A non-blocking iterator over what is waiting now (messages and lag
+    /// notices); it ends when nothing is waiting, after yielding a terminal
     /// [`RecvError::Disconnected`] if the stream has ended.
     pub fn try_iter(&mut self) -> TryIter<'_, T> {
         TryIter {
@@ -490,18 +655,18 @@ impl<T> Subscriber<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<Message<T>, RecvError>> {
         use std::task::Poll;
-        for attempt in 0..2 {
-            match self.try_recv() {
-                Ok(m) => return Poll::Ready(Ok(m)),
-                Err(TryRecvError::Lagged(n)) => return Poll::Ready(Err(RecvError::Lagged(n))),
-                Err(TryRecvError::Disconnected(why)) => {
-                    return Poll::Ready(Err(RecvError::Disconnected(why)));
-                }
-                Err(TryRecvError::Empty) if attempt == 0 => self.stats.wake.register(cx.waker()),
-                Err(TryRecvError::Empty) => {}
+        loop {
+            match self.look() {
+                Found::Message(m) => return Poll::Ready(Ok(m)),
+                Found::Lagged(n) => return Poll::Ready(Err(RecvError::Lagged(n))),
+                Found::End(why) => return Poll::Ready(Err(RecvError::Disconnected(why))),
+                Found::Empty => {}
+            }
+            self.member.set_waker(cx.waker());
+            if self.arm() {
+                return Poll::Pending;
             }
         }
-        Poll::Pending
     }
 }
 
@@ -574,42 +739,32 @@ impl<T> futures_core::Stream for Subscriber<T> {
 
 impl<T> Drop for Subscriber<T> {
     fn drop(&mut self) {
-        // The state lock is released at the end of this statement, before
-        // the removed queue (and a handler's function) is dropped.
-        let removed = self.shared.write().remove(self.id);
-        drop(removed);
-        self.shared.subscriber_dropped();
+        let state = Arc::clone(&self.state);
+        let mut after = After::new();
+        {
+            let mut registry = state.write();
+            registry.remove_subscriber(self.member.id, |c| self.left(c, true, &mut after));
+        }
+        // A subscriber removed already (doomed, or the broker closed) may
+        // still read a ring: leave it.
+        if let Some(d) = self.direct.take() {
+            let garbage = &mut after.garbage;
+            d.route.leave(&d.reading, |_, m| garbage.push(m));
+        }
+        let queued = self.member.abandon();
+        // Counted before any user code runs: a hook may panic.
+        state.subscriber_dropped();
+        drop(queued);
+        after.finish(&state);
     }
 }
 
 impl<T> fmt::Debug for Subscriber<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscriber")
-            .field("options", &self.options)
+            .field("options", &self.member.options)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
-    }
-}
-
-/// What one envelope reveals, from [`Subscriber::accept`]: an iterator over
-/// at most three items in stream order.
-pub struct Accepted<T> {
-    items: std::array::IntoIter<Option<Result<Message<T>, RecvError>>, 3>,
-}
-
-impl<T: fmt::Debug + Sync> fmt::Debug for Accepted<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Accepted")
-            .field("items", &self.items)
-            .finish()
-    }
-}
-
-impl<T> Iterator for Accepted<T> {
-    type Item = Result<Message<T>, RecvError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.items.by_ref().flatten().next()
     }
 }
 

@@ -14,18 +14,19 @@ use bytes::Bytes;
 use support::{LIVENESS, with_watchdog};
 use tidings::crossbeam_channel::{select, unbounded};
 use tidings::{
-    Broker, BrokerBuilder, ConfigError, Confirmation, DisconnectReason, Envelope, Kind, Message,
-    MessageKind, Metrics, Options, Policy, RecvError, RecvTimeoutError, Subscriber,
-    SubscriberStats, TryRecvError,
+    Broker, BrokerBuilder, ConfigError, Confirmation, DisconnectReason, Message, Metrics,
+    Namespace, Options, Policy, RecvError, RecvTimeoutError, Subscriber, SubscriberStats,
+    TryRecvError,
 };
 
-/// A confirmation as a comparable tuple.
-fn c(conf: &Confirmation) -> (Kind, Option<&[u8]>, usize) {
-    (conf.kind, conf.name.as_deref(), conf.count)
+/// A confirmation as a comparable tuple: Redis's command (which names the
+/// namespace and the direction), the name, the count.
+fn c(conf: &Confirmation) -> (&'static str, Option<&[u8]>, usize) {
+    (conf.command(), conf.name.as_deref(), conf.count)
 }
 
 /// Every confirmation of an "all" form, as tuples.
-fn all(confs: &[Confirmation]) -> Vec<(Kind, Option<&[u8]>, usize)> {
+fn all(confs: &[Confirmation]) -> Vec<(&'static str, Option<&[u8]>, usize)> {
     confs.iter().map(c).collect()
 }
 
@@ -44,10 +45,10 @@ fn issue_example_with_bytes() {
         assert_eq!(m.channel(), b"orders:1");
         assert_eq!(m.pattern(), None);
 
-        assert_eq!(m.kind(), MessageKind::Message);
+        assert_eq!(m.namespace(), Namespace::Channel);
         assert_eq!(m.payload(), &Bytes::from_static(b"paid"));
         let p = sub.recv().unwrap();
-        assert_eq!(p.kind(), MessageKind::PMessage);
+        assert_eq!(p.namespace(), Namespace::Pattern);
         assert_eq!(p.channel(), b"orders:1");
         assert_eq!(p.pattern(), Some(&b"orders:*"[..]));
         assert_eq!(p.into_payload(), Bytes::from_static(b"paid"));
@@ -59,65 +60,50 @@ fn issue_example_with_bytes() {
 fn confirmations_follow_redis() {
     let broker: Broker<u32> = Broker::new();
     let mut sub = broker.subscriber();
-    assert_eq!(
-        c(&sub.subscribe("a")),
-        (Kind::Subscribe, Some(&b"a"[..]), 1)
-    );
-    assert_eq!(
-        c(&sub.subscribe("b")),
-        (Kind::Subscribe, Some(&b"b"[..]), 2)
-    );
+    assert_eq!(c(&sub.subscribe("a")), ("subscribe", Some(&b"a"[..]), 1));
+    assert_eq!(c(&sub.subscribe("b")), ("subscribe", Some(&b"b"[..]), 2));
     assert_eq!(
         c(&sub.psubscribe("p*")),
-        (Kind::PSubscribe, Some(&b"p*"[..]), 3)
+        ("psubscribe", Some(&b"p*"[..]), 3)
     );
     // Repeats confirm with an unchanged count.
-    assert_eq!(
-        c(&sub.subscribe("a")),
-        (Kind::Subscribe, Some(&b"a"[..]), 3)
-    );
+    assert_eq!(c(&sub.subscribe("a")), ("subscribe", Some(&b"a"[..]), 3));
     assert_eq!(
         c(&sub.psubscribe("p*")),
-        (Kind::PSubscribe, Some(&b"p*"[..]), 3)
+        ("psubscribe", Some(&b"p*"[..]), 3)
     );
     // Shard channels are counted on their own and do not move the other count.
     assert_eq!(
         c(&sub.ssubscribe("s1")),
-        (Kind::SSubscribe, Some(&b"s1"[..]), 1)
+        ("ssubscribe", Some(&b"s1"[..]), 1)
     );
     assert_eq!(
         c(&sub.ssubscribe("s2")),
-        (Kind::SSubscribe, Some(&b"s2"[..]), 2)
+        ("ssubscribe", Some(&b"s2"[..]), 2)
     );
     assert_eq!(
         c(&sub.ssubscribe("s2")),
-        (Kind::SSubscribe, Some(&b"s2"[..]), 2)
+        ("ssubscribe", Some(&b"s2"[..]), 2)
     );
-    assert_eq!(
-        c(&sub.subscribe("c")),
-        (Kind::Subscribe, Some(&b"c"[..]), 4)
-    );
+    assert_eq!(c(&sub.subscribe("c")), ("subscribe", Some(&b"c"[..]), 4));
     // A shard channel and a channel of the same name are independent.
-    assert_eq!(
-        c(&sub.ssubscribe("a")),
-        (Kind::SSubscribe, Some(&b"a"[..]), 3)
-    );
+    assert_eq!(c(&sub.ssubscribe("a")), ("ssubscribe", Some(&b"a"[..]), 3));
     assert_eq!(
         c(&sub.sunsubscribe("a")),
-        (Kind::SUnsubscribe, Some(&b"a"[..]), 2)
+        ("sunsubscribe", Some(&b"a"[..]), 2)
     );
     // Unsubscribing from what is not held still confirms, with the current count.
     assert_eq!(
         c(&sub.unsubscribe("zzz")),
-        (Kind::Unsubscribe, Some(&b"zzz"[..]), 4)
+        ("unsubscribe", Some(&b"zzz"[..]), 4)
     );
     assert_eq!(
         c(&sub.punsubscribe("nope*")),
-        (Kind::PUnsubscribe, Some(&b"nope*"[..]), 4)
+        ("punsubscribe", Some(&b"nope*"[..]), 4)
     );
     assert_eq!(
         c(&sub.sunsubscribe("nope")),
-        (Kind::SUnsubscribe, Some(&b"nope"[..]), 2)
+        ("sunsubscribe", Some(&b"nope"[..]), 2)
     );
     let counts = sub.counts();
     assert_eq!(
@@ -128,35 +114,38 @@ fn confirmations_follow_redis() {
 
     // "All": each held name once, in byte order, with falling counts.
     assert_eq!(
-        all(&sub.unsubscribe_all()),
+        all(&sub.unsubscribe_all(Namespace::Channel)),
         [
-            (Kind::Unsubscribe, Some(&b"a"[..]), 3),
-            (Kind::Unsubscribe, Some(&b"b"[..]), 2),
-            (Kind::Unsubscribe, Some(&b"c"[..]), 1),
+            ("unsubscribe", Some(&b"a"[..]), 3),
+            ("unsubscribe", Some(&b"b"[..]), 2),
+            ("unsubscribe", Some(&b"c"[..]), 1),
         ]
     );
     // Nothing held: one nameless confirmation whose count is the remaining
     // total, here the pattern.
-    assert_eq!(all(&sub.unsubscribe_all()), [(Kind::Unsubscribe, None, 1)]);
     assert_eq!(
-        all(&sub.punsubscribe_all()),
-        [(Kind::PUnsubscribe, Some(&b"p*"[..]), 0)]
+        all(&sub.unsubscribe_all(Namespace::Channel)),
+        [("unsubscribe", None, 1)]
     );
     assert_eq!(
-        all(&sub.punsubscribe_all()),
-        [(Kind::PUnsubscribe, None, 0)]
+        all(&sub.unsubscribe_all(Namespace::Pattern)),
+        [("punsubscribe", Some(&b"p*"[..]), 0)]
+    );
+    assert_eq!(
+        all(&sub.unsubscribe_all(Namespace::Pattern)),
+        [("punsubscribe", None, 0)]
     );
     assert!(!broker.is_idle(), "shard channels are still held");
     assert_eq!(
-        all(&sub.sunsubscribe_all()),
+        all(&sub.unsubscribe_all(Namespace::Shard)),
         [
-            (Kind::SUnsubscribe, Some(&b"s1"[..]), 1),
-            (Kind::SUnsubscribe, Some(&b"s2"[..]), 0),
+            ("sunsubscribe", Some(&b"s1"[..]), 1),
+            ("sunsubscribe", Some(&b"s2"[..]), 0),
         ]
     );
     assert_eq!(
-        all(&sub.sunsubscribe_all()),
-        [(Kind::SUnsubscribe, None, 0)]
+        all(&sub.unsubscribe_all(Namespace::Shard)),
+        [("sunsubscribe", None, 0)]
     );
     assert!(broker.is_idle());
     broker.check_invariants();
@@ -165,7 +154,7 @@ fn confirmations_follow_redis() {
     let mut fresh = broker.subscriber();
     assert_eq!(
         c(&fresh.unsubscribe("x")),
-        (Kind::Unsubscribe, Some(&b"x"[..]), 0)
+        ("unsubscribe", Some(&b"x"[..]), 0)
     );
     assert!(broker.is_idle());
 }
@@ -176,10 +165,13 @@ fn unsubscribe_all_with_only_patterns_gives_nil_with_positive_count() {
     let mut sub = broker.subscriber();
     sub.psubscribe("a*");
     sub.psubscribe("b*");
-    assert_eq!(all(&sub.unsubscribe_all()), [(Kind::Unsubscribe, None, 2)]);
     assert_eq!(
-        all(&sub.sunsubscribe_all()),
-        [(Kind::SUnsubscribe, None, 0)]
+        all(&sub.unsubscribe_all(Namespace::Channel)),
+        [("unsubscribe", None, 2)]
+    );
+    assert_eq!(
+        all(&sub.unsubscribe_all(Namespace::Shard)),
+        [("sunsubscribe", None, 0)]
     );
     assert_eq!(broker.numpat(), 2);
 }
@@ -229,14 +221,10 @@ fn repeated_subscription_never_delivers_twice() {
     }
     assert_eq!(broker.publish("a", 1), 2);
     assert_eq!(broker.spublish("a", 2), 1);
-    let kinds: Vec<MessageKind> = sub.try_iter().map(|m| m.unwrap().kind()).collect();
+    let kinds: Vec<Namespace> = sub.try_iter().map(|m| m.unwrap().namespace()).collect();
     assert_eq!(
         kinds,
-        [
-            MessageKind::Message,
-            MessageKind::PMessage,
-            MessageKind::SMessage
-        ]
+        [Namespace::Channel, Namespace::Pattern, Namespace::Shard]
     );
 }
 
@@ -253,14 +241,14 @@ fn message_kinds_and_names() {
 
     let m = sub.recv_timeout(LIVENESS).unwrap();
     assert_eq!(
-        (m.kind(), m.channel(), m.pattern(), m.pattern_shared()),
-        (MessageKind::Message, &b"news.sports"[..], None, None)
+        (m.namespace(), m.channel(), m.pattern(), m.pattern_shared()),
+        (Namespace::Channel, &b"news.sports"[..], None, None)
     );
     // The pmessages follow the message; one per matching pattern.
     let mut patterns = Vec::new();
     for _ in 0..2 {
         let p = sub.recv_timeout(LIVENESS).unwrap();
-        assert_eq!(p.kind(), MessageKind::PMessage);
+        assert_eq!(p.namespace(), Namespace::Pattern);
         assert_eq!(p.channel(), b"news.sports");
         assert_eq!(*p.payload(), "goal");
         assert_eq!(p.pattern_shared().map(|a| &a[..]), p.pattern());
@@ -270,15 +258,29 @@ fn message_kinds_and_names() {
     assert_eq!(patterns, [b"*.sports".to_vec(), b"news.*".to_vec()]);
     let s = sub.recv_timeout(LIVENESS).unwrap();
     assert_eq!(
-        (s.kind(), s.channel(), s.pattern(), *s.payload()),
-        (MessageKind::SMessage, &b"news.sports"[..], None, "shard")
+        (s.namespace(), s.channel(), s.pattern(), *s.payload()),
+        (Namespace::Shard, &b"news.sports"[..], None, "shard")
     );
 
-    assert_eq!(MessageKind::Message.as_str(), "message");
-    assert_eq!(MessageKind::PMessage.to_string(), "pmessage");
-    assert_eq!(MessageKind::SMessage.to_string(), "smessage");
-    assert_eq!(Kind::PUnsubscribe.as_str(), "punsubscribe");
-    assert_eq!(Kind::SSubscribe.to_string(), "ssubscribe");
+    // Redis's names for the replies and commands of each namespace.
+    let names: Vec<_> = Namespace::ALL
+        .iter()
+        .map(|n| {
+            (
+                n.message_kind(),
+                n.subscribe_command(),
+                n.unsubscribe_command(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("message", "subscribe", "unsubscribe"),
+            ("pmessage", "psubscribe", "punsubscribe"),
+            ("smessage", "ssubscribe", "sunsubscribe"),
+        ]
+    );
 }
 
 /// A publish allocates the channel name once; every delivery shares it, and
@@ -411,12 +413,14 @@ fn a_payload_that_is_not_sync_is_cloned_one_thread_at_a_time() {
         for t in threads {
             t.join().expect("no two clones overlapped");
         }
-        // The route's copy is made once; each taker clones while another
-        // handle is alive, so 1 + 7 or 1 + 8 clones (two takers can each see
-        // the other's handle).
-        assert!((8..=9).contains(&clones.load(SeqCst)));
+        // The payload moves into the route's message (one route: no copy);
+        // each taker clones while another handle is alive, so 7 or 8 clones
+        // (two takers can each see the other's handle).
+        let n = clones.load(SeqCst);
+        assert!((7..=8).contains(&n), "{n} clones");
 
-        // On one thread it is exact: the last handle moves the payload out.
+        // On one thread it is exact: the publish moves the payload into its
+        // one route, and the last handle moves it out.
         clones.store(0, SeqCst);
         let (mut a, mut b) = (broker.subscriber(), broker.subscriber());
         a.subscribe("c");
@@ -429,11 +433,27 @@ fn a_payload_that_is_not_sync_is_cloned_one_thread_at_a_time() {
                 _not_sync: std::marker::PhantomData,
             },
         );
-        assert_eq!(clones.load(SeqCst), 1, "one copy for the route");
+        assert_eq!(clones.load(SeqCst), 0, "one route: moved, not cloned");
         drop(a.recv().unwrap().into_payload());
-        assert_eq!(clones.load(SeqCst), 2, "shared: cloned");
+        assert_eq!(clones.load(SeqCst), 1, "shared: cloned");
         drop(b.recv().unwrap().into_payload());
-        assert_eq!(clones.load(SeqCst), 2, "last handle: moved, not cloned");
+        assert_eq!(clones.load(SeqCst), 1, "last handle: moved, not cloned");
+
+        // One copy per further route (each matching pattern), never per
+        // subscriber.
+        clones.store(0, SeqCst);
+        a.psubscribe("c*");
+        b.psubscribe("?");
+        let n = broker.publish(
+            "c",
+            Counted {
+                clones: Arc::clone(&clones),
+                active: Arc::new(AtomicUsize::new(0)),
+                _not_sync: std::marker::PhantomData,
+            },
+        );
+        assert_eq!(n, 4);
+        assert_eq!(clones.load(SeqCst), 2, "three routes: two copies");
     });
 }
 
@@ -459,39 +479,69 @@ fn introspection_passes_through() {
             .collect()
     };
     assert_eq!(
-        names(broker.channels(None)),
+        names(broker.channels(Namespace::Channel, None)),
         ["alpha", "news.art", "news.tech", "weather"]
     );
     assert_eq!(
-        names(broker.channels(Some(b"news.*"))),
+        names(broker.channels(Namespace::Channel, Some(b"news.*"))),
         ["news.art", "news.tech"]
     );
     assert_eq!(
-        names(broker.channels(Some(b"nothing*"))),
+        names(broker.channels(Namespace::Channel, Some(b"nothing*"))),
         Vec::<String>::new()
     );
-    assert_eq!(broker.numsub("news.tech"), 2);
-    assert_eq!(broker.numsub("news.art"), 1);
-    assert_eq!(broker.numsub("news.*"), 0, "patterns are not channels");
-    assert_eq!(broker.numsub("unknown"), 0);
-    assert_eq!(broker.numpat(), 2);
-    assert_eq!(names(broker.shard_channels(None)), ["{user}:1", "{user}:2"]);
-    assert_eq!(names(broker.shard_channels(Some(b"*2"))), ["{user}:2"]);
-    assert_eq!(broker.shard_numsub("{user}:1"), 2);
-    assert_eq!(broker.shard_numsub("{user}:2"), 1);
+    assert_eq!(broker.numsub(Namespace::Channel, "news.tech"), 2);
+    assert_eq!(broker.numsub(Namespace::Channel, "news.art"), 1);
     assert_eq!(
-        broker.shard_numsub("news.tech"),
+        broker.numsub(Namespace::Channel, "news.*"),
+        0,
+        "patterns are not channels"
+    );
+    assert_eq!(broker.numsub(Namespace::Channel, "unknown"), 0);
+    assert_eq!(broker.numpat(), 2);
+    assert_eq!(
+        names(broker.channels(Namespace::Pattern, None)),
+        ["news.*", "w*"]
+    );
+    assert_eq!(
+        names(broker.channels(Namespace::Pattern, Some(b"w*"))),
+        ["w*"]
+    );
+    assert_eq!(broker.numsub(Namespace::Pattern, "news.*"), 2);
+    assert_eq!(broker.numsub(Namespace::Pattern, "w*"), 1);
+    assert_eq!(broker.numsub(Namespace::Pattern, "news.tech"), 0);
+    assert_eq!(
+        names(broker.channels(Namespace::Shard, None)),
+        ["{user}:1", "{user}:2"]
+    );
+    assert_eq!(
+        names(broker.channels(Namespace::Shard, Some(b"*2"))),
+        ["{user}:2"]
+    );
+    assert_eq!(broker.numsub(Namespace::Shard, "{user}:1"), 2);
+    assert_eq!(broker.numsub(Namespace::Shard, "{user}:2"), 1);
+    assert_eq!(
+        broker.numsub(Namespace::Shard, "news.tech"),
         0,
         "namespaces are separate"
     );
-    assert_eq!(broker.numsub("{user}:1"), 0, "namespaces are separate");
+    assert_eq!(
+        broker.numsub(Namespace::Channel, "{user}:1"),
+        0,
+        "namespaces are separate"
+    );
 
     s2.punsubscribe("news.*");
     assert_eq!(broker.numpat(), 2, "s1 still holds news.*");
+    assert_eq!(broker.numsub(Namespace::Pattern, "news.*"), 1);
     drop(s1);
     assert_eq!(broker.numpat(), 1);
-    assert_eq!(names(broker.channels(None)), ["news.tech"]);
-    assert_eq!(broker.shard_numsub("{user}:1"), 1);
+    assert_eq!(names(broker.channels(Namespace::Pattern, None)), ["w*"]);
+    assert_eq!(
+        names(broker.channels(Namespace::Channel, None)),
+        ["news.tech"]
+    );
+    assert_eq!(broker.numsub(Namespace::Shard, "{user}:1"), 1);
     assert_eq!(broker.metrics().subscribers, 1);
     broker.check_invariants();
 }
@@ -510,29 +560,46 @@ fn spublish_and_publish_never_cross() {
     assert_eq!(broker.spublish("y", 3), 0, "no shard patterns");
 
     let m = shard.try_recv().unwrap();
-    assert_eq!((m.kind(), *m.payload()), (MessageKind::SMessage, 1));
+    assert_eq!((m.namespace(), *m.payload()), (Namespace::Shard, 1));
     assert_eq!(shard.try_recv().unwrap_err(), TryRecvError::Empty);
-    let got: Vec<(MessageKind, u32)> = normal
+    let got: Vec<(Namespace, u32)> = normal
         .try_iter()
         .map(|m| {
             let m = m.unwrap();
-            (m.kind(), *m.payload())
+            (m.namespace(), *m.payload())
         })
         .collect();
-    assert_eq!(got, [(MessageKind::Message, 2), (MessageKind::PMessage, 2)]);
+    assert_eq!(got, [(Namespace::Channel, 2), (Namespace::Pattern, 2)]);
 }
 
 #[test]
 fn receive_family() {
-    with_watchdog(support::WATCHDOG, || {
+    receive_family_with(Options::new());
+}
+
+/// The same through a `DropOldest` subscriber of one channel, which reads
+/// the channel's shared ring.
+#[test]
+fn receive_family_reading_a_ring() {
+    receive_family_with(Options::new().policy(Policy::DropOldest));
+}
+
+fn receive_family_with(options: Options) {
+    with_watchdog(support::WATCHDOG, move || {
         let broker: Broker<u32> = Broker::new();
-        let mut sub = broker.subscriber();
+        let mut sub = broker.subscriber_with(options).unwrap();
         sub.subscribe("r");
         assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Empty);
         assert_eq!(
             sub.recv_timeout(Duration::from_millis(10)).unwrap_err(),
             RecvTimeoutError::Timeout
         );
+        let deadline = std::time::Instant::now() + Duration::from_millis(10);
+        assert_eq!(
+            sub.recv_deadline(deadline).unwrap_err(),
+            RecvTimeoutError::Timeout
+        );
+        assert!(std::time::Instant::now() >= deadline);
         assert!(sub.is_empty());
         assert_eq!(sub.try_iter().count(), 0, "try_iter ends on an empty queue");
 
@@ -540,13 +607,19 @@ fn receive_family() {
             broker.publish("r", i);
         }
         assert_eq!(sub.len(), 5);
+        assert_eq!(sub.stats().queued, 5);
         assert!(!sub.is_empty());
         assert_eq!(*sub.try_recv().unwrap().payload(), 0);
         assert_eq!(*sub.recv_timeout(LIVENESS).unwrap().payload(), 1);
         assert_eq!(*sub.recv().unwrap().payload(), 2);
+        let deadline = std::time::Instant::now() + LIVENESS;
+        assert_eq!(*sub.recv_deadline(deadline).unwrap().payload(), 3);
+        assert_eq!(sub.len(), 1);
         let rest: Vec<u32> = sub.try_iter().map(|m| *m.unwrap().payload()).collect();
-        assert_eq!(rest, [3, 4]);
+        assert_eq!(rest, [4]);
         assert_eq!(sub.try_iter().count(), 0);
+        let stats = sub.stats();
+        assert_eq!((stats.delivered, stats.queued), (5, 0));
 
         // iter blocks for the next message; here it takes what is queued.
         broker.publish("r", 5);
@@ -584,7 +657,20 @@ fn receive_family() {
     });
 }
 
-/// `select!` over two subscribers and a channel of the user's own.
+/// Takes everything `sub` holds now, as "label:payload".
+fn drain_into(sub: &mut Subscriber<String>, label: &str, seen: &mut Vec<String>) {
+    loop {
+        match sub.try_recv() {
+            Ok(m) => seen.push(format!("{label}:{}", m.payload())),
+            Err(TryRecvError::Empty) => return,
+            Err(e) => panic!("{label}: unexpected {e}"),
+        }
+    }
+}
+
+/// `select!` over two subscribers and a channel of the user's own, through
+/// the subscribers' bells (`ready`): receive with `try_recv` until empty,
+/// then wait on the bells.
 #[test]
 fn select_over_subscribers_and_a_user_channel() {
     let broker: Broker<String> = Broker::new();
@@ -592,6 +678,7 @@ fn select_over_subscribers_and_a_user_channel() {
     let mut b = broker.subscriber();
     a.subscribe("a");
     b.psubscribe("b.*");
+    let (bell_a, bell_b) = (a.ready().clone(), b.ready().clone());
     let (control_tx, control) = unbounded::<&'static str>();
 
     broker.publish("a", "to a".to_string());
@@ -600,17 +687,15 @@ fn select_over_subscribers_and_a_user_channel() {
 
     let mut seen = Vec::new();
     let mut stopped = false;
-    while !stopped || seen.len() < 2 {
+    loop {
+        drain_into(&mut a, "a", &mut seen);
+        drain_into(&mut b, "b", &mut seen);
+        if stopped && seen.len() == 2 {
+            break;
+        }
         select! {
-            recv(a.receiver()) -> envelope => {
-                let m = a.accept(envelope.unwrap()).next().unwrap().unwrap();
-                seen.push(format!("a:{}", m.payload()));
-            }
-            recv(b.receiver()) -> envelope => {
-                let m = b.accept(envelope.unwrap()).next().unwrap().unwrap();
-                assert_eq!(m.pattern(), Some(&b"b.*"[..]));
-                seen.push(format!("b:{}", m.payload()));
-            }
+            recv(bell_a) -> token => token.unwrap(),
+            recv(bell_b) -> token => token.unwrap(),
             recv(control) -> msg => {
                 assert_eq!(msg.unwrap(), "stop");
                 stopped = true;
@@ -622,20 +707,102 @@ fn select_over_subscribers_and_a_user_channel() {
     assert_eq!(seen, ["a:to a", "b:to b"]);
     assert!(a.is_empty() && b.is_empty());
 
-    // A receiver disconnects once the broker is gone, and select! sees it.
+    // Once the broker is gone, the bell rings and the subscriber says why:
+    // for one with a queue of its own, and for a reader of a channel's
+    // shared ring.
+    let mut ring = broker
+        .subscriber_with(Options::new().policy(Policy::DropOldest))
+        .unwrap();
+    ring.subscribe("r");
+    let bell_ring = ring.ready().clone();
+    while bell_ring.try_recv().is_ok() {}
+    assert_eq!(a.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(ring.try_recv().unwrap_err(), TryRecvError::Empty);
     drop(broker);
-    select! {
-        recv(a.receiver()) -> envelope => assert!(envelope.is_err()),
-        default(LIVENESS) => panic!("the receiver did not disconnect"),
+    for (what, bell, sub) in [
+        ("own queue", &bell_a, &mut a),
+        ("ring", &bell_ring, &mut ring),
+    ] {
+        select! {
+            recv(bell) -> token => token.unwrap(),
+            default(LIVENESS) => panic!("{what}: the bell did not ring when the broker closed"),
+        }
+        assert_eq!(
+            sub.try_recv().unwrap_err(),
+            TryRecvError::Disconnected(DisconnectReason::BrokerClosed),
+            "{what}"
+        );
     }
-    assert_eq!(
-        a.try_recv().unwrap_err(),
-        TryRecvError::Disconnected(DisconnectReason::BrokerClosed)
-    );
 }
 
+/// Messages published on other threads while the reader waits in
+/// `select!` on the bells are never missed, for both kinds of subscriber:
+/// one with a queue of its own and a `DropOldest` reader of one channel's
+/// shared ring. Every wait is bounded: a missed bell fails the test.
 #[test]
-fn envelope_debug_does_not_need_t_debug() {
+fn bells_never_miss_a_message_published_while_waiting() {
+    const N: usize = 2000;
+    with_watchdog(support::WATCHDOG, || {
+        let broker: Broker<String> = Broker::new();
+        let mut own = broker.subscriber();
+        own.subscribe("own");
+        own.psubscribe("o*");
+        let mut ring = broker
+            .subscriber_with(Options::new().capacity(2 * N).policy(Policy::DropOldest))
+            .unwrap();
+        ring.subscribe("ring");
+        let (bell_own, bell_ring) = (own.ready().clone(), ring.ready().clone());
+        let publisher = {
+            let broker = broker.clone();
+            std::thread::spawn(move || {
+                for i in 0..N {
+                    let (channel, copies) = if i % 3 == 0 { ("ring", 1) } else { ("own", 2) };
+                    assert_eq!(broker.publish(channel, i.to_string()), copies);
+                    if i % 64 == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            })
+        };
+        let expected = (0..N)
+            .map(|i| if i % 3 == 0 { 1 } else { 2 })
+            .sum::<usize>();
+        let mut seen = Vec::new();
+        while seen.len() < expected {
+            drain_into(&mut own, "own", &mut seen);
+            drain_into(&mut ring, "ring", &mut seen);
+            if seen.len() == expected {
+                break;
+            }
+            select! {
+                recv(bell_own) -> token => token.unwrap(),
+                recv(bell_ring) -> token => token.unwrap(),
+                default(LIVENESS) => panic!(
+                    "no bell rang with {} of {expected} messages received",
+                    seen.len()
+                ),
+            }
+        }
+        publisher.join().unwrap();
+        // Each subscriber's messages in publish order, none missing.
+        let of = |label: &str| -> Vec<usize> {
+            seen.iter()
+                .filter_map(|s| s.strip_prefix(label))
+                .map(|n| n.parse().unwrap())
+                .collect()
+        };
+        let ring_expected: Vec<usize> = (0..N).filter(|i| i % 3 == 0).collect();
+        assert_eq!(of("ring:"), ring_expected);
+        let own_expected: Vec<usize> = (0..N).filter(|i| i % 3 != 0).flat_map(|i| [i, i]).collect();
+        assert_eq!(of("own:"), own_expected);
+        assert_eq!(own.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert_eq!(ring.try_recv().unwrap_err(), TryRecvError::Empty);
+    });
+}
+
+/// `Debug` of the handles does not need `T: Debug`.
+#[test]
+fn debug_does_not_need_t_debug() {
     struct Opaque;
     impl Clone for Opaque {
         fn clone(&self) -> Self {
@@ -646,11 +813,9 @@ fn envelope_debug_does_not_need_t_debug() {
     let mut sub = broker.subscriber();
     sub.subscribe("o");
     broker.publish("o", Opaque);
-    let envelope: Envelope<Opaque> = sub.receiver().try_recv().unwrap();
-    assert!(format!("{envelope:?}").starts_with("Envelope"));
     assert!(format!("{broker:?}").starts_with("Broker"));
     assert!(format!("{sub:?}").starts_with("Subscriber"));
-    assert!(sub.accept(envelope).all(|item| item.is_ok()));
+    assert!(sub.try_recv().is_ok());
 }
 
 #[test]
@@ -667,14 +832,17 @@ fn defaults_and_options() {
     let broker: Broker<u8> = Broker::builder()
         .capacity(3)
         .policy(Policy::DropOldest)
-        .build();
+        .build()
+        .unwrap();
     let sub = broker.subscriber();
     assert_eq!((sub.capacity(), sub.policy()), (3, Policy::DropOldest));
-    let own = broker.subscriber_with(Options::new().capacity(9).policy(Policy::DropNewest));
+    let own = broker
+        .subscriber_with(Options::new().capacity(9).policy(Policy::DropNewest))
+        .unwrap();
     assert_eq!((own.capacity(), own.policy()), (9, Policy::DropNewest));
     let timeout = Duration::from_millis(3);
     let blocking = broker
-        .try_subscriber_with(Options::new().policy(Policy::Block { timeout }))
+        .subscriber_with(Options::new().policy(Policy::Block { timeout }))
         .unwrap();
     assert_eq!(blocking.policy(), Policy::Block { timeout });
     assert_eq!(blocking.capacity(), Options::DEFAULT_CAPACITY);
@@ -683,33 +851,53 @@ fn defaults_and_options() {
     assert_eq!(broker.metrics().subscribers, 0);
 }
 
+/// A capacity of 0 is refused with a typed error, by `subscriber_with` and
+/// by the builder, and nothing is made.
 #[test]
 fn zero_capacity_is_a_config_error() {
     let broker: Broker<u8> = Broker::new();
     let err = broker
-        .try_subscriber_with(Options::new().capacity(0))
+        .subscriber_with(Options::new().capacity(0))
         .unwrap_err();
     assert_eq!(err, ConfigError::ZeroCapacity);
     assert_eq!(broker.metrics().subscribers, 0, "no subscriber was made");
     assert_eq!(
-        Broker::builder().capacity(0).try_build::<u8>().unwrap_err(),
+        Broker::builder().capacity(0).build::<u8>().unwrap_err(),
         ConfigError::ZeroCapacity
     );
     let builder: BrokerBuilder = Broker::builder().capacity(1);
-    assert!(builder.try_build::<u8>().is_ok());
+    assert!(builder.build::<u8>().is_ok());
 }
 
+/// Any capacity of at least 1 is accepted, whatever the policy, and costs
+/// nothing up front: `usize::MAX` neither panics nor aborts on allocation
+/// (issue 13), and the subscriber works.
 #[test]
-#[should_panic(expected = "capacity must be at least 1")]
-fn subscriber_with_zero_capacity_panics() {
+fn huge_capacities_are_accepted_and_work() {
     let broker: Broker<u8> = Broker::new();
-    let _ = broker.subscriber_with(Options::new().capacity(0));
-}
-
-#[test]
-#[should_panic(expected = "capacity must be at least 1")]
-fn build_with_zero_capacity_panics() {
-    let _ = Broker::builder().capacity(0).build::<u8>();
+    let policies = [
+        Policy::Disconnect,
+        Policy::DropNewest,
+        Policy::DropOldest,
+        Policy::Block {
+            timeout: Duration::from_millis(1),
+        },
+    ];
+    for policy in policies {
+        for capacity in [1 << 40, usize::MAX] {
+            let mut sub = broker
+                .subscriber_with(Options::new().capacity(capacity).policy(policy))
+                .unwrap();
+            assert_eq!((sub.capacity(), sub.policy()), (capacity, policy));
+            sub.subscribe("c");
+            assert_eq!(broker.publish("c", 1), 1);
+            assert_eq!(broker.publish("c", 2), 1);
+            let got: Vec<u8> = sub.try_iter().map(|m| *m.unwrap().payload()).collect();
+            assert_eq!(got, [1, 2], "{policy:?}, capacity {capacity}");
+        }
+    }
+    let broker: Broker<u8> = Broker::builder().capacity(usize::MAX).build().unwrap();
+    assert_eq!(broker.subscriber().capacity(), usize::MAX);
 }
 
 /// Error texts follow the crossbeam style: lowercase, no trailing period,
@@ -757,6 +945,20 @@ mod testoibits {
     fn error<T: Error + Send + Sync + 'static>() {}
     fn unwind<T: UnwindSafe + RefUnwindSafe>() {}
 
+    /// Whether `T` is `UnwindSafe + RefUnwindSafe`, as a value, so that a
+    /// handle losing it fails this file's test at run time instead of
+    /// stopping every other test in it from compiling. For a concrete `T`,
+    /// the inherent constant applies when the bounds hold, and the trait's
+    /// otherwise.
+    struct Probe<T>(std::marker::PhantomData<T>);
+    trait NotUnwindSafe {
+        const UNWIND_SAFE: bool = false;
+    }
+    impl<T> NotUnwindSafe for Probe<T> {}
+    impl<T: UnwindSafe + RefUnwindSafe> Probe<T> {
+        const UNWIND_SAFE: bool = true;
+    }
+
     /// For every payload the issue allows (`Clone + Send + 'static`), even
     /// one that is not `Sync`, although messages are shared.
     fn generic<T: Clone + Send + 'static>() {
@@ -764,11 +966,12 @@ mod testoibits {
         sync::<Broker<T>>();
         clone::<Broker<T>>();
         send::<Subscriber<T>>();
-        send::<Envelope<T>>();
         send::<Message<T>>();
     }
 
     #[test]
+    // The probes are constants by design: see `Probe`.
+    #[allow(clippy::assertions_on_constants)]
     fn auto_traits() {
         generic::<Bytes>();
         generic::<std::cell::Cell<u8>>(); // Send but not Sync
@@ -793,8 +996,20 @@ mod testoibits {
         error::<TryRecvError>();
         error::<RecvTimeoutError>();
         error::<ConfigError>();
+        send::<Namespace>();
+        sync::<Namespace>();
         unwind::<Broker<Bytes>>();
-        unwind::<Subscriber<Bytes>>();
         unwind::<Message<Bytes>>();
+        // A panic never leaves a broker inconsistent (the crate docs), so
+        // its handles may cross `catch_unwind`.
+        assert!(Probe::<Broker<Bytes>>::UNWIND_SAFE, "the probe works");
+        assert!(
+            !Probe::<std::cell::Cell<u8>>::UNWIND_SAFE,
+            "the probe works"
+        );
+        assert!(
+            Probe::<Subscriber<Bytes>>::UNWIND_SAFE,
+            "Subscriber<Bytes> is not UnwindSafe + RefUnwindSafe"
+        );
     }
 }

@@ -5,24 +5,39 @@
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use tidings::{Broker, DisconnectReason, Options, Policy, RecvError};
+use tidings::{Broker, DisconnectReason, Namespace, Options, Policy, RecvError};
 
-/// A thousand async subscribers, each on its own channel and one shared
-/// pattern, receive exactly their messages, in order.
+/// A thousand async subscribers receive exactly their messages, in order:
+/// each on its own channel, in a queue of its own (the default policy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_async_subscribers_receive_exactly_their_messages() {
+    thousand(Policy::Disconnect, |i| format!("room:{i}")).await;
+}
+
+/// The same with one channel for all, read through its shared ring
+/// (`DropOldest`, one channel each): every publish wakes a thousand tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_async_ring_readers_receive_every_message() {
+    thousand(Policy::DropOldest, |_| "lobby".to_string()).await;
+}
+
+async fn thousand(policy: Policy, channel: fn(usize) -> String) {
     const SUBSCRIBERS: usize = 1000;
     const MESSAGES: u32 = 20;
-    let broker: Broker<u32> = Broker::builder().capacity(MESSAGES as usize * 2).build();
+    let broker: Broker<u32> = Broker::builder()
+        .capacity(MESSAGES as usize * 2)
+        .policy(policy)
+        .build()
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..SUBSCRIBERS {
         let mut sub = broker.subscriber();
-        sub.subscribe(format!("room:{i}"));
+        sub.subscribe(channel(i));
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             while got.len() < MESSAGES as usize {
                 let m = sub.recv_async().await.unwrap();
-                assert_eq!(m.channel(), format!("room:{i}").as_bytes());
+                assert_eq!(m.channel(), channel(i).as_bytes());
                 got.push(*m.payload());
             }
             got
@@ -31,9 +46,12 @@ async fn a_thousand_async_subscribers_receive_exactly_their_messages() {
     let publisher = {
         let broker = broker.clone();
         tokio::task::spawn_blocking(move || {
+            let mut names: Vec<String> = (0..SUBSCRIBERS).map(channel).collect();
+            names.dedup();
+            let per_name = SUBSCRIBERS / names.len();
             for n in 0..MESSAGES {
-                for i in 0..SUBSCRIBERS {
-                    assert_eq!(broker.publish(format!("room:{i}"), n), 1);
+                for name in &names {
+                    assert_eq!(broker.publish(name, n), per_name);
                 }
             }
         })
@@ -46,14 +64,24 @@ async fn a_thousand_async_subscribers_receive_exactly_their_messages() {
             .unwrap();
         assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>());
     }
-    assert_eq!(broker.metrics().dropped, 0);
+    let m = broker.metrics();
+    assert_eq!((m.dropped, m.lagged), (0, 0));
+    assert_eq!(m.delivered, SUBSCRIBERS as u64 * u64::from(MESSAGES));
 }
 
 /// A `recv_async` future dropped before completion loses no message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_recv_async_loses_nothing() {
+    for policy in [Policy::Disconnect, Policy::DropOldest] {
+        cancelled_recv(policy).await;
+    }
+}
+
+async fn cancelled_recv(policy: Policy) {
     let broker: Broker<u32> = Broker::new();
-    let mut sub = broker.subscriber();
+    let mut sub = broker
+        .subscriber_with(Options::new().policy(policy))
+        .unwrap();
     sub.subscribe("ch");
     for round in 0..100u32 {
         // Cancel a pending receive by timing it out.
@@ -84,9 +112,9 @@ async fn dropping_a_stream_unsubscribes() {
     broker.publish("a", 1);
     assert_eq!(*stream.next().await.unwrap().unwrap().payload(), 1);
     drop(stream);
-    assert_eq!(broker.numsub("a"), 0);
+    assert_eq!(broker.numsub(Namespace::Channel, "a"), 0);
     assert_eq!(broker.numpat(), 0);
-    assert_eq!(broker.shard_numsub("s"), 0);
+    assert_eq!(broker.numsub(Namespace::Shard, "s"), 0);
     assert!(broker.is_idle());
     assert_eq!(broker.publish("a", 2), 0);
 }
@@ -95,7 +123,9 @@ async fn dropping_a_stream_unsubscribes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_yields_lag_and_disconnect_items() {
     let broker: Broker<u32> = Broker::new();
-    let mut sub = broker.subscriber_with(Options::new().capacity(2).policy(Policy::DropOldest));
+    let mut sub = broker
+        .subscriber_with(Options::new().capacity(2).policy(Policy::DropOldest))
+        .unwrap();
     sub.subscribe("ticks");
     for i in 1..=5 {
         broker.publish("ticks", i);
@@ -116,8 +146,16 @@ async fn stream_yields_lag_and_disconnect_items() {
 /// A pending async receive wakes when the subscriber is disconnected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_receive_wakes_on_disconnect() {
+    for policy in [Policy::Disconnect, Policy::DropOldest] {
+        pending_receive_wakes(policy).await;
+    }
+}
+
+async fn pending_receive_wakes(policy: Policy) {
     let broker: Broker<u32> = Broker::new();
-    let mut sub = broker.subscriber();
+    let mut sub = broker
+        .subscriber_with(Options::new().policy(policy))
+        .unwrap();
     sub.subscribe("ch");
     let waiter = tokio::spawn(async move { sub.recv_async().await });
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -20,7 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::redis_server::{Standalone, standalone};
-use tidings::{Bridge, BridgeMetrics, Broker, Message, MessageKind, Subscriber};
+use tidings::{
+    Bridge, BridgeMetrics, Broker, DisconnectReason, Message, Namespace, RecvTimeoutError,
+    Subscriber,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -37,8 +40,8 @@ fn prefix(test: &str) -> String {
 }
 
 /// One node: a broker with roomy queues, bridged to `url`.
-fn node(url: &str) -> (Broker<Vec<u8>>, Bridge<Vec<u8>>) {
-    let broker: Broker<Vec<u8>> = Broker::builder().capacity(1 << 16).build();
+fn node(url: &str) -> (Broker<Vec<u8>>, Bridge) {
+    let broker: Broker<Vec<u8>> = Broker::builder().capacity(1 << 16).build().unwrap();
     let bridge = Bridge::connect(&broker, url).unwrap();
     (broker, bridge)
 }
@@ -133,7 +136,7 @@ fn assert_empty(sub: &mut Subscriber<Vec<u8>>) {
     }
 }
 
-fn sync(bridges: &[&Bridge<Vec<u8>>]) {
+fn sync(bridges: &[&Bridge]) {
     for b in bridges {
         b.sync(WAIT).unwrap();
     }
@@ -160,13 +163,14 @@ fn a_publish_on_one_node_reaches_the_other_and_a_plain_client() {
     let mut con = client(&url);
     assert_eq!(numsub(&mut con, &ch), 3);
 
-    // The count is this node's: on_a, when the message comes back.
-    assert_eq!(a.try_publish(&ch, b"hello".to_vec()).unwrap(), 1);
+    // The count is Redis's: its three subscriptions, one per node and the
+    // plain client's, however many local subscribers share them.
+    assert_eq!(bridge_a.publish(&ch, b"hello").unwrap(), 3);
     for sub in [&mut on_a, &mut on_b, &mut also_on_b] {
         let m = recv(sub);
         assert_eq!(
-            (m.kind(), m.channel(), m.payload().as_slice()),
-            (MessageKind::Message, ch.as_bytes(), &b"hello"[..])
+            (m.namespace(), m.channel(), m.payload().as_slice()),
+            (Namespace::Channel, ch.as_bytes(), &b"hello"[..])
         );
     }
     assert_eq!(
@@ -179,11 +183,17 @@ fn a_publish_on_one_node_reaches_the_other_and_a_plain_client() {
     );
     // Payloads cross untouched, including any bytes.
     let binary: Vec<u8> = (0..=255).collect();
-    b.publish(&ch, binary.clone());
+    assert_eq!(bridge_b.publish(&ch, &binary).unwrap(), 3);
     assert_eq!(*recv(&mut on_a).payload(), binary);
     assert_eq!(plain.read()[2], binary);
     assert_eq!(*recv(&mut on_b).payload(), binary);
     assert_eq!(*recv(&mut also_on_b).payload(), binary);
+    for sub in [&mut on_a, &mut on_b, &mut also_on_b] {
+        assert_empty(sub);
+    }
+    // The broker's own publish is local: a's subscriber only.
+    assert_eq!(a.publish(&ch, b"local".to_vec()), 1);
+    assert_eq!(recv(&mut on_a).payload().as_slice(), b"local");
     for sub in [&mut on_a, &mut on_b, &mut also_on_b] {
         assert_empty(sub);
     }
@@ -198,7 +208,9 @@ fn a_publish_on_one_node_reaches_the_other_and_a_plain_client() {
         (mb.messages_out, mb.messages_in, mb.deliveries, mb.lost),
         (1, 2, 4, 0)
     );
-    assert_eq!(a.metrics().forwarded, 1);
+    // Bridge publishes are not the broker's; the local one is.
+    assert_eq!((a.metrics().published, a.metrics().delivered), (1, 3));
+    assert_eq!((b.metrics().published, b.metrics().delivered), (0, 4));
 }
 
 #[test]
@@ -225,8 +237,8 @@ fn a_plain_publish_reaches_both_nodes() {
     for sub in [&mut on_a, &mut on_b] {
         let m = recv(sub);
         assert_eq!(
-            (m.kind(), m.payload().as_slice()),
-            (MessageKind::Message, &b"from redis-cli"[..])
+            (m.namespace(), m.payload().as_slice()),
+            (Namespace::Channel, &b"from redis-cli"[..])
         );
         assert_empty(sub);
     }
@@ -260,26 +272,28 @@ fn pattern_interest_reaches_redis_and_a_subscriber_holding_both_gets_both() {
         "one distinct pattern, held by both nodes"
     );
 
-    // b's count: both_b twice (channel and pattern), exact_b once.
-    assert_eq!(b.try_publish(&channel, b"1".to_vec()).unwrap(), 3);
+    // Redis's count: b's channel subscription, and the pattern's on both
+    // nodes (both_b and exact_b share b's channel subscription).
+    assert_eq!(bridge_b.publish(&channel, b"1").unwrap(), 3);
     let m = recv(&mut pat_a);
     assert_eq!(
-        (m.kind(), m.pattern(), m.channel()),
+        (m.namespace(), m.pattern(), m.channel()),
         (
-            MessageKind::PMessage,
+            Namespace::Pattern,
             Some(pattern.as_bytes()),
             channel.as_bytes()
         )
     );
     let first = recv(&mut both_b);
     let second = recv(&mut both_b);
-    let mut kinds = [first.kind(), second.kind()];
-    kinds.sort_by_key(|k| k.as_str());
-    assert_eq!(kinds, [MessageKind::Message, MessageKind::PMessage]);
-    assert_eq!(recv(&mut exact_b).kind(), MessageKind::Message);
+    let mut kinds = [first.namespace(), second.namespace()];
+    kinds.sort();
+    assert_eq!(kinds, [Namespace::Channel, Namespace::Pattern]);
+    assert_eq!(recv(&mut exact_b).namespace(), Namespace::Channel);
+    // Nobody holds it: a real zero.
+    assert_eq!(bridge_a.publish(&other, b"2").unwrap(), 0);
     // A channel only the pattern matches: pattern subscribers only.
-    a.publish(&other, b"2".to_vec());
-    a.publish(format!("{p}room:2"), b"3".to_vec());
+    assert_eq!(bridge_a.publish(format!("{p}room:2"), b"3").unwrap(), 2);
     let m = recv(&mut pat_a);
     assert_eq!(
         (m.channel(), m.payload().as_slice()),
@@ -287,8 +301,8 @@ fn pattern_interest_reaches_redis_and_a_subscriber_holding_both_gets_both() {
     );
     let m = recv(&mut both_b);
     assert_eq!(
-        (m.kind(), m.payload().as_slice()),
-        (MessageKind::PMessage, &b"3"[..])
+        (m.namespace(), m.payload().as_slice()),
+        (Namespace::Pattern, &b"3"[..])
     );
     for sub in [&mut pat_a, &mut both_b, &mut exact_b] {
         assert_empty(sub);
@@ -343,8 +357,8 @@ fn unsubscribing_everywhere_leaves_nothing_on_redis() {
         for n in &names {
             s.unsubscribe(n);
         }
-        s.punsubscribe_all();
-        s.sunsubscribe_all();
+        s.unsubscribe_all(Namespace::Pattern);
+        s.unsubscribe_all(Namespace::Shard);
     }
     sync(&[&bridge_a, &bridge_b]);
     assert_eq!(
@@ -353,7 +367,7 @@ fn unsubscribing_everywhere_leaves_nothing_on_redis() {
         "a still holds them through its third subscriber"
     );
     for s in &mut subs[2..4] {
-        s.unsubscribe_all();
+        s.unsubscribe_all(Namespace::Channel);
     }
     subs.truncate(2);
     drop(subs);
@@ -374,7 +388,7 @@ fn shard_channels_go_through_spublish() {
         return;
     };
     let ch = format!("{}{{orders}}:1", prefix("shard"));
-    let (a, bridge_a) = node(&url);
+    let (_a, bridge_a) = node(&url);
     let (b, bridge_b) = node(&url);
     let mut shard_b = b.subscriber();
     shard_b.ssubscribe(&ch);
@@ -384,14 +398,14 @@ fn shard_channels_go_through_spublish() {
     plain.subscribe("SSUBSCRIBE", &[&ch]);
     sync(&[&bridge_a, &bridge_b]);
     assert_eq!(
-        a.try_spublish(&ch, b"s".to_vec()).unwrap(),
-        0,
-        "no shard subscriber on a"
+        bridge_a.spublish(&ch, b"s").unwrap(),
+        2,
+        "b's shard subscription and the plain client's, not b's channel"
     );
     let m = recv(&mut shard_b);
     assert_eq!(
-        (m.kind(), m.payload().as_slice()),
-        (MessageKind::SMessage, &b"s"[..])
+        (m.namespace(), m.payload().as_slice()),
+        (Namespace::Shard, &b"s"[..])
     );
     assert_eq!(
         plain.read(),
@@ -425,27 +439,24 @@ fn every_node_sees_each_publisher_in_order_once_in_one_global_order() {
     subs[2].subscribe(&ch); // gets each message twice: once per subscription
     sync(&[&bridge_a, &bridge_b]);
 
-    let publishers: Vec<_> = [
-        (0u8, a.clone()),
-        (1, a.clone()),
-        (2, b.clone()),
-        (3, b.clone()),
-    ]
-    .into_iter()
-    .map(|(id, broker)| {
-        let ch = ch.clone();
-        std::thread::spawn(move || {
-            for seq in 0..PER_PUBLISHER {
-                let mut payload = vec![id];
-                payload.extend_from_slice(&seq.to_le_bytes());
-                broker.try_publish(&ch, payload).unwrap();
-            }
-        })
-    })
-    .collect();
-    for t in publishers {
-        t.join().unwrap();
-    }
+    std::thread::scope(|scope| {
+        for (id, bridge) in [
+            (0u8, &bridge_a),
+            (1, &bridge_a),
+            (2, &bridge_b),
+            (3, &bridge_b),
+        ] {
+            let ch = &ch;
+            scope.spawn(move || {
+                for seq in 0..PER_PUBLISHER {
+                    let mut payload = vec![id];
+                    payload.extend_from_slice(&seq.to_le_bytes());
+                    // a's channel, b's channel and b's pattern, every time.
+                    assert_eq!(bridge.publish(ch, payload).unwrap(), 3);
+                }
+            });
+        }
+    });
     let total = 4 * PER_PUBLISHER as usize;
     let mut orders: Vec<Vec<(u8, u32)>> = Vec::new();
     for (i, sub) in subs.iter_mut().enumerate() {
@@ -454,8 +465,8 @@ fn every_node_sees_each_publisher_in_order_once_in_one_global_order() {
         let mut by_pattern = Vec::with_capacity(total);
         for _ in 0..expect {
             let m = recv(sub);
-            match m.kind() {
-                MessageKind::Message => exact.push(decode(&m)),
+            match m.namespace() {
+                Namespace::Channel => exact.push(decode(&m)),
                 _ => by_pattern.push(decode(&m)),
             }
         }
@@ -508,14 +519,16 @@ fn works_with_bytes_payloads() {
     sub.subscribe(&ch);
     bridge.sync(WAIT).unwrap();
     assert_eq!(
-        broker.publish(&ch, bytes::Bytes::from_static(b"zero-copy")),
+        bridge
+            .publish(&ch, bytes::Bytes::from_static(b"zero-copy"))
+            .unwrap(),
         1
     );
     assert_eq!(sub.recv_timeout(WAIT).unwrap().payload(), &b"zero-copy"[..]);
 }
 
 #[test]
-fn dropping_the_bridge_releases_redis_and_restores_local_delivery() {
+fn dropping_the_bridge_releases_redis_and_local_delivery_goes_on() {
     let Some((url, _server)) = server() else {
         return;
     };
@@ -526,6 +539,8 @@ fn dropping_the_bridge_releases_redis_and_restores_local_delivery() {
     bridge.sync(WAIT).unwrap();
     let mut con = client(&url);
     assert_eq!(numsub(&mut con, &ch), 1);
+    assert_eq!(a.publish(&ch, b"local while bridged".to_vec()), 1);
+    assert_eq!(*sub.try_recv().unwrap().payload(), b"local while bridged");
     let metrics: BridgeMetrics = bridge.metrics();
     assert!(metrics.connected);
     bridge.shutdown();
@@ -579,7 +594,7 @@ fn sync_waits_for_interest_changes_made_concurrently() {
     held.sort();
     assert_eq!(
         held,
-        a.channels(None),
+        a.channels(Namespace::Channel, None),
         "Redis holds exactly the local channels"
     );
     assert_eq!(numpat(&mut con), a.numpat() as i64);
@@ -592,6 +607,130 @@ fn sync_waits_for_interest_changes_made_concurrently() {
         .query(&mut con)
         .unwrap();
     assert!(held.is_empty());
+}
+
+/// Interest hooks run after the broker's locks are released, possibly on a
+/// thread that is already handing changes out. Here a second hook holds
+/// that thread, so the bridge is not told of the changes made meanwhile
+/// until it lets go; `sync` must still cover them, and the late
+/// notifications must not undo anything once they arrive.
+#[test]
+fn sync_covers_changes_whose_notification_has_not_arrived() {
+    let Some((url, _server)) = server() else {
+        return;
+    };
+    let p = prefix("late");
+    let [hold, added, removed, flapped] =
+        ["hold", "added", "removed", "flapped"].map(|n| format!("{p}{n}"));
+    let (a, bridge) = node(&url);
+    let mut keep = a.subscriber();
+    keep.subscribe(&removed);
+    keep.subscribe(&flapped);
+    bridge.sync(WAIT).unwrap();
+    let mut con = client(&url);
+    assert_eq!(
+        (numsub(&mut con, &removed), numsub(&mut con, &flapped)),
+        (1, 1)
+    );
+
+    // A hook installed after the bridge's, which blocks when `hold` gets
+    // its first subscriber until it is released.
+    let (entered_tx, entered) = crossbeam_channel::bounded(1);
+    let (release, released) = crossbeam_channel::bounded::<()>(1);
+    let hold_name = hold.clone().into_bytes();
+    let watch = a.watch_interest(move |c| {
+        if c.name == hold_name.as_slice() && c.active {
+            entered_tx.send(()).unwrap();
+            released.recv_timeout(WAIT).unwrap();
+        }
+    });
+    let holder = {
+        let (a, hold) = (a.clone(), hold.clone());
+        std::thread::spawn(move || {
+            let mut s = a.subscriber();
+            s.subscribe(&hold);
+            s
+        })
+    };
+    entered.recv_timeout(WAIT).unwrap();
+    // The holder is handing changes out: these wait behind it, and the
+    // bridge cannot have been told (nothing else subscribes `added`).
+    let mut late = a.subscriber();
+    late.subscribe(&added);
+    keep.unsubscribe(&removed);
+    keep.unsubscribe(&flapped);
+    keep.subscribe(&flapped);
+    assert_eq!(numsub(&mut con, &added), 0);
+    bridge.sync(WAIT).unwrap();
+    assert_eq!(
+        [&added, &removed, &flapped, &hold].map(|n| numsub(&mut con, n)),
+        [1, 0, 1, 1]
+    );
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(&added)
+        .arg("while held up")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(recv(&mut late).payload().as_slice(), b"while held up");
+
+    // The notifications arrive now, in their old order (flapped: gone,
+    // then back); the bridge looks each name up, so nothing changes.
+    release.send(()).unwrap();
+    let holding = holder.join().unwrap();
+    bridge.sync(WAIT).unwrap();
+    assert_eq!(
+        [&added, &removed, &flapped, &hold].map(|n| numsub(&mut con, n)),
+        [1, 0, 1, 1]
+    );
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(&flapped)
+        .arg("still here")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(recv(&mut keep).payload().as_slice(), b"still here");
+    drop((watch, holding, late, keep));
+    bridge.sync(WAIT).unwrap();
+    assert_eq!(
+        [&added, &removed, &flapped, &hold].map(|n| numsub(&mut con, n)),
+        [0, 0, 0, 0]
+    );
+}
+
+/// The bridge holds the broker's state, not a handle: dropping the last
+/// `Broker` ends the local streams as it does without a bridge, and the
+/// bridge then leaves Redis.
+#[test]
+fn the_last_broker_handle_closes_the_broker_while_bridged() {
+    let Some((url, _server)) = server() else {
+        return;
+    };
+    let ch = format!("{}closed", prefix("closed"));
+    let (a, bridge) = node(&url);
+    let mut sub = a.subscriber();
+    sub.subscribe(&ch);
+    bridge.sync(WAIT).unwrap();
+    let mut con = client(&url);
+    assert_eq!(numsub(&mut con, &ch), 1);
+    drop(a);
+    assert_eq!(
+        sub.recv_timeout(WAIT).unwrap_err(),
+        RecvTimeoutError::Disconnected(DisconnectReason::BrokerClosed)
+    );
+    // Redis may still hold the channel until the bridge looks again: what
+    // it sends then reaches nobody.
+    let before = bridge.metrics();
+    let reached = bridge.publish(&ch, b"to nobody").unwrap();
+    assert!(reached <= 1, "{reached}");
+    bridge.sync(WAIT).unwrap();
+    assert_eq!(numsub(&mut con, &ch), 0);
+    let after = bridge.metrics();
+    assert_eq!(
+        (
+            after.messages_in - before.messages_in,
+            after.deliveries - before.deliveries
+        ),
+        (reached as u64, 0)
+    );
 }
 
 /// A node bridged through the server's Unix socket (`TIDINGS_REDIS_UNIX`
@@ -619,19 +758,19 @@ fn a_node_on_the_unix_socket_and_a_node_on_tcp_share_the_bus() {
     let mut con = client(&url);
     assert_eq!((numsub(&mut con, &ch), numpat(&mut con)), (1, 1));
 
-    assert_eq!(local.try_publish(&ch, b"over unix".to_vec()).unwrap(), 1);
+    assert_eq!(bridge_local.publish(&ch, b"over unix").unwrap(), 2);
     let m = recv(&mut on_remote);
     assert_eq!(m.payload().as_slice(), b"over unix");
     let m = recv(&mut on_local);
     assert_eq!(
-        (m.kind(), m.pattern(), m.payload().as_slice()),
+        (m.namespace(), m.pattern(), m.payload().as_slice()),
         (
-            MessageKind::PMessage,
+            Namespace::Pattern,
             Some(pattern.as_bytes()),
             &b"over unix"[..]
         )
     );
-    remote.try_publish(&ch, b"over tcp".to_vec()).unwrap();
+    assert_eq!(bridge_remote.publish(&ch, b"over tcp").unwrap(), 2);
     assert_eq!(recv(&mut on_local).payload().as_slice(), b"over tcp");
     assert_eq!(recv(&mut on_remote).payload().as_slice(), b"over tcp");
     assert_empty(&mut on_local);
@@ -652,7 +791,7 @@ fn a_handler_on_a_bridged_node_gets_messages_from_redis_in_order() {
         return;
     };
     let ch = format!("{}handled", prefix("handler"));
-    let (a, bridge_a) = node(&url);
+    let (_a, bridge_a) = node(&url);
     let (b, bridge_b) = node(&url);
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut handler = b.handler(move |m: Message<Vec<u8>>| {
@@ -664,7 +803,7 @@ fn a_handler_on_a_bridged_node_gets_messages_from_redis_in_order() {
     let mut con = client(&url);
     assert_eq!(numsub(&mut con, &ch), 1);
     for i in 0..100u32 {
-        a.try_publish(&ch, i.to_be_bytes().to_vec()).unwrap();
+        assert_eq!(bridge_a.publish(&ch, i.to_be_bytes()).unwrap(), 1);
     }
     for i in 0..100u32 {
         let (payload, thread) = rx.recv_timeout(WAIT).unwrap();

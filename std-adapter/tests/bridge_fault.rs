@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::redis_server::Redis;
-use tidings::{Bridge, BridgeError, Broker, MessageKind, PublishError, Subscriber};
+use tidings::{Bridge, BridgeError, Broker, Namespace, Subscriber};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -56,8 +56,8 @@ impl Server {
 }
 
 /// Fast timeouts so the test runs in seconds.
-fn node(url: &str) -> (Broker<Vec<u8>>, Bridge<Vec<u8>>) {
-    let broker: Broker<Vec<u8>> = Broker::builder().capacity(1 << 16).build();
+fn node(url: &str) -> (Broker<Vec<u8>>, Bridge) {
+    let broker: Broker<Vec<u8>> = Broker::builder().capacity(1 << 16).build().unwrap();
     let bridge = Bridge::builder()
         .server(url)
         .connect_timeout(Duration::from_millis(500))
@@ -103,7 +103,8 @@ fn killed_and_restarted_redis_reconnects_resubscribes_and_counts_the_lost() {
         return;
     };
     let url = server.url();
-    let (a, bridge_a) = node(&url);
+    let (_a, bridge_a) = node(&url);
+    let bridge_a = Arc::new(bridge_a);
     let (b, bridge_b) = node(&url);
     let mut on_b = b.subscriber();
     on_b.subscribe("stream");
@@ -118,17 +119,25 @@ fn killed_and_restarted_redis_reconnects_resubscribes_and_counts_the_lost() {
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let publisher = {
-        let (a, stop, ok, failed) = (a.clone(), stop.clone(), ok.clone(), failed.clone());
+        let (bridge_a, stop, ok, failed) = (
+            Arc::clone(&bridge_a),
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+        );
         std::thread::spawn(move || {
             let mut seq = 0u64;
             let started = Instant::now();
             while !stop.load(Ordering::Relaxed) && started.elapsed() < 2 * WAIT {
                 let t = Instant::now();
-                match a.try_publish("stream", seq.to_le_bytes().to_vec()) {
-                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(PublishError::Upstream { payload, source }) => {
-                        assert_eq!(payload, seq.to_le_bytes());
-                        let e = source.downcast_ref::<BridgeError>().unwrap();
+                match bridge_a.publish("stream", seq.to_le_bytes()) {
+                    // Redis's count: b's channel and pattern, fewer while b
+                    // resubscribes.
+                    Ok(n) => {
+                        assert!(n <= 2, "{n}");
+                        ok.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(e) => {
                         assert!(
                             matches!(
                                 e,
@@ -138,7 +147,6 @@ fn killed_and_restarted_redis_reconnects_resubscribes_and_counts_the_lost() {
                         );
                         failed.fetch_add(1, Ordering::Relaxed)
                     }
-                    Err(e) => panic!("{e}"),
                 };
                 // Never blocks forever: at most the I/O timeout, and some.
                 assert!(
@@ -207,11 +215,6 @@ fn killed_and_restarted_redis_reconnects_resubscribes_and_counts_the_lost() {
         (ok, failed),
         "every publish is counted once"
     );
-    assert_eq!(
-        a.metrics().upstream_failed,
-        failed,
-        "the broker counts the same"
-    );
     assert!(received as u64 <= ok, "at most once");
     assert!(bridge_b.metrics().reconnects >= 1);
     assert!(bridge_a.last_error().is_some());
@@ -246,13 +249,13 @@ fn killed_and_restarted_redis_reconnects_resubscribes_and_counts_the_lost() {
         .unwrap();
     let m = late.recv_timeout(WAIT).unwrap();
     assert_eq!(
-        (m.kind(), m.payload().as_slice()),
-        (MessageKind::Message, &b"hi"[..])
+        (m.namespace(), m.payload().as_slice()),
+        (Namespace::Channel, &b"hi"[..])
     );
     let m = shard_b.recv_timeout(WAIT).unwrap();
     assert_eq!(
-        (m.kind(), m.payload().as_slice()),
-        (MessageKind::SMessage, &b"sharded"[..])
+        (m.namespace(), m.payload().as_slice()),
+        (Namespace::Shard, &b"sharded"[..])
     );
 }
 
@@ -266,30 +269,38 @@ fn a_hung_redis_fails_publishes_in_bounded_time_and_recovers() {
     let mut sub = a.subscriber();
     sub.subscribe("ch");
     bridge.sync(WAIT).unwrap();
-    assert_eq!(a.try_publish("ch", vec![1]).unwrap(), 1);
+    assert_eq!(bridge.publish("ch", [1]).unwrap(), 1);
     assert_eq!(*sub.recv_timeout(WAIT).unwrap().payload(), [1]);
 
     server.signal("-STOP");
     let t = Instant::now();
-    let err = a.try_publish("ch", vec![2]).unwrap_err();
+    let err = bridge.publish("ch", [2]).unwrap_err();
     assert!(
         t.elapsed() < Duration::from_secs(3),
         "blocked {:?}",
         t.elapsed()
     );
-    assert_eq!(
-        err.to_string().split(':').next(),
-        Some("upstream refused the message")
+    assert!(matches!(err, BridgeError::Failed { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "redis at 127.0.0.1:{} did not take the message: ",
+            server.0.port()
+        )),
+        "{err}"
     );
     // Later publishes fail at once until the node is back.
     wait_until("the heartbeat notices", || !bridge.is_connected());
     let t = Instant::now();
-    assert_eq!(a.publish("ch", vec![3]), 0);
+    let err = bridge.publish("ch", [3]).unwrap_err();
+    assert!(matches!(err, BridgeError::Disconnected { .. }), "{err}");
     assert!(t.elapsed() < Duration::from_secs(1));
+    // The broker's own publish is local and goes on meanwhile.
+    assert_eq!(a.publish("ch", vec![30]), 1);
+    assert_eq!(*sub.recv_timeout(WAIT).unwrap().payload(), [30]);
 
     server.signal("-CONT");
     bridge.sync(WAIT).unwrap();
-    assert_eq!(a.try_publish("ch", vec![4]).unwrap(), 1);
+    assert_eq!(bridge.publish("ch", [4]).unwrap(), 1);
     // 2 may or may not have been published (no answer in time); 3 was not.
     let mut got = vec![];
     while let Ok(m) = sub.recv_timeout(Duration::from_secs(2)) {
@@ -300,5 +311,83 @@ fn a_hung_redis_fails_publishes_in_bounded_time_and_recovers() {
     }
     assert!(got == [4] || got == [2, 4], "{got:?}");
     let m = bridge.metrics();
-    assert!(m.lost >= 2 && m.reconnects >= 1, "{m:?}");
+    assert!(
+        m.lost == 2 && m.messages_out == 2 && m.reconnects >= 1,
+        "{m:?}"
+    );
+}
+
+/// Issue 13, bug 6: an upstream failure used to become a silent `0`. A
+/// bridge publish that Redis refuses, or that finds Redis gone, is an
+/// error (never `Ok(0)`), and each is counted in `lost`.
+#[test]
+fn a_failed_bridge_publish_is_an_error_never_ok_0_and_is_counted() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    // A user who may do everything but publish.
+    let _: String = redis::cmd("ACL")
+        .arg(&["SETUSER", "mute", "on", ">secret", "~*", "&*", "+@all"])
+        .arg(&["-publish", "-spublish"])
+        .query(&mut server.client())
+        .unwrap();
+    let (m, bridge_m) = node(&format!(
+        "redis://mute:secret@127.0.0.1:{}",
+        server.0.port()
+    ));
+    let (_a, bridge_a) = node(&url);
+    let mut sub = m.subscriber();
+    sub.subscribe("ch");
+    sub.ssubscribe("{s}");
+    bridge_m.sync(WAIT).unwrap();
+
+    // Refused: an error with Redis's reason; the connection stays up.
+    for result in [bridge_m.publish("ch", b"x"), bridge_m.spublish("{s}", b"x")] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, BridgeError::Failed { .. }), "{err}");
+        assert!(err.to_string().contains("no permissions"), "{err}");
+    }
+    let metrics = bridge_m.metrics();
+    assert_eq!((metrics.messages_out, metrics.lost), (0, 2));
+    assert!(metrics.connected);
+    // The refused node still receives, and Redis's count includes it.
+    assert_eq!(bridge_a.publish("ch", b"y").unwrap(), 1);
+    assert_eq!(bridge_a.spublish("{s}", b"z").unwrap(), 1);
+    let got: Vec<(Namespace, Vec<u8>)> = (0..2)
+        .map(|_| {
+            let m = sub.recv_timeout(WAIT).unwrap();
+            (m.namespace(), m.payload().clone())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Namespace::Channel, b"y".to_vec()),
+            (Namespace::Shard, b"z".to_vec())
+        ]
+    );
+    // Nobody listens: a real zero, counted as sent.
+    assert_eq!(bridge_a.publish("nobody", b"-").unwrap(), 0);
+
+    // Redis gone: every publish fails, none returns a count, each is
+    // counted once.
+    server.kill();
+    for i in 0..10 {
+        for result in [bridge_a.publish("ch", [i]), bridge_a.spublish("{s}", [i])] {
+            assert!(
+                matches!(
+                    result,
+                    Err(BridgeError::Disconnected { .. } | BridgeError::Failed { .. })
+                ),
+                "{result:?}"
+            );
+        }
+    }
+    let metrics = bridge_a.metrics();
+    assert_eq!((metrics.messages_out, metrics.lost), (3, 20));
+    // The broker's own publish is local, and none of the bridge's business.
+    assert_eq!(m.publish("ch", b"local".to_vec()), 1);
+    assert_eq!(sub.recv_timeout(WAIT).unwrap().payload(), b"local");
+    assert_eq!(bridge_m.metrics().lost, 2);
 }

@@ -26,7 +26,7 @@ use cache_invalidation::{
 };
 use support::redis_server::Redis;
 use tidings::Subscriber;
-use tidings::keyspace::{Flags, NotificationChannel};
+use tidings::core::keyspace::{Flags, NotificationChannel};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Long enough for a duplicate to cross loopback Redis and the bridge.

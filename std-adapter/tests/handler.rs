@@ -12,9 +12,9 @@ use std::thread;
 use std::time::Duration;
 
 use support::{publish, with_watchdog};
-use tidings::{Broker, Kind, Message, MessageKind, Policy};
+use tidings::{Broker, Message, Namespace, Policy};
 
-type Log = Arc<Mutex<Vec<(MessageKind, Vec<u8>, Option<Vec<u8>>, u32)>>>;
+type Log = Arc<Mutex<Vec<(Namespace, Vec<u8>, Option<Vec<u8>>, u32)>>>;
 
 /// A handler that records every message it is given.
 fn recorder(broker: &Broker<u32>) -> (tidings::Handler<u32>, Log) {
@@ -22,7 +22,7 @@ fn recorder(broker: &Broker<u32>) -> (tidings::Handler<u32>, Log) {
     let sink = Arc::clone(&log);
     let handler = broker.handler(move |m: Message<u32>| {
         sink.lock().unwrap().push((
-            m.kind(),
+            m.namespace(),
             m.channel().to_vec(),
             m.pattern().map(<[u8]>::to_vec),
             *m.payload(),
@@ -36,7 +36,7 @@ fn a_handler_gets_each_delivery_before_publish_returns_in_delivery_order() {
     let broker: Broker<u32> = Broker::new();
     let (mut handler, log) = recorder(&broker);
     let c = handler.subscribe("orders");
-    assert_eq!((c.kind, c.count), (Kind::Subscribe, 1));
+    assert_eq!((c.command(), c.count), ("subscribe", 1));
     assert_eq!(handler.psubscribe("ord*").count, 2);
     assert_eq!(handler.ssubscribe("orders").count, 1);
     let mut sub = broker.subscriber();
@@ -47,9 +47,9 @@ fn a_handler_gets_each_delivery_before_publish_returns_in_delivery_order() {
     assert_eq!(
         *log.lock().unwrap(),
         [
-            (MessageKind::Message, b"orders".to_vec(), None, 7),
+            (Namespace::Channel, b"orders".to_vec(), None, 7),
             (
-                MessageKind::PMessage,
+                Namespace::Pattern,
                 b"orders".to_vec(),
                 Some(b"ord*".to_vec()),
                 7
@@ -58,12 +58,15 @@ fn a_handler_gets_each_delivery_before_publish_returns_in_delivery_order() {
     );
     assert_eq!(*sub.try_recv().unwrap().payload(), 7);
     assert_eq!(broker.spublish("orders", 8), 1);
-    assert_eq!(log.lock().unwrap()[2].0, MessageKind::SMessage);
+    assert_eq!(log.lock().unwrap()[2].0, Namespace::Shard);
 
     // Introspection counts it like any subscriber.
-    assert_eq!((broker.numsub("orders"), broker.numpat()), (2, 1));
+    assert_eq!(
+        (broker.numsub(Namespace::Channel, "orders"), broker.numpat()),
+        (2, 1)
+    );
     assert_eq!(handler.counts().channels, 1);
-    assert_eq!(handler.unsubscribe_all().len(), 1);
+    assert_eq!(handler.unsubscribe_all(Namespace::Channel).len(), 1);
     assert_eq!(handler.punsubscribe("ord*").count, 0);
     assert_eq!(publish(&broker, "orders", 9), 1);
     assert_eq!(log.lock().unwrap().len(), 3);
@@ -165,7 +168,7 @@ fn a_handler_may_publish_and_subscribe_from_inside() {
         let echoed: Vec<u32> = echo.try_iter().map(|m| *m.unwrap().payload()).collect();
         assert_eq!(echoed, [0, 1, 2, 3]);
         // The subscriber the handler made last holds "count" too.
-        assert_eq!(broker.numsub("count"), 2);
+        assert_eq!(broker.numsub(Namespace::Channel, "count"), 2);
         drop(extra);
     });
 }
@@ -177,7 +180,9 @@ fn a_panicking_handler_unwinds_into_its_publisher_and_leaves_the_broker_sound() 
         assert!(*m.payload() != 13, "unlucky");
     });
     handler.subscribe("ch");
-    let mut sub = broker.subscriber_with(tidings::Options::new().policy(Policy::DropNewest));
+    let mut sub = broker
+        .subscriber_with(tidings::Options::new().policy(Policy::DropNewest))
+        .unwrap();
     sub.subscribe("ch");
 
     let result = catch_unwind(AssertUnwindSafe(|| broker.publish("ch", 13)));
@@ -189,7 +194,7 @@ fn a_panicking_handler_unwinds_into_its_publisher_and_leaves_the_broker_sound() 
     assert_eq!(publish(&broker, "ch", 14), 2);
     assert_eq!(*sub.try_recv().unwrap().payload(), 14);
     handler.unsubscribe("ch");
-    assert_eq!(broker.numsub("ch"), 1);
+    assert_eq!(broker.numsub(Namespace::Channel, "ch"), 1);
 }
 
 /// User code the broker holds (a handler's function, an interest hook) is

@@ -26,9 +26,21 @@ fn publish_after(broker: &Broker<i32>, delay: Duration, payload: i32) -> thread:
 
 #[test]
 fn a_message_published_during_the_spin_is_received() {
-    with_watchdog(support::WATCHDOG, || {
+    message_published_during_the_spin_is_received(Policy::Disconnect);
+}
+
+/// The same for a reader of one channel's shared ring.
+#[test]
+fn a_message_published_during_the_spin_is_received_by_a_ring_reader() {
+    message_published_during_the_spin_is_received(Policy::DropOldest);
+}
+
+fn message_published_during_the_spin_is_received(policy: Policy) {
+    with_watchdog(support::WATCHDOG, move || {
         let broker = Broker::new();
-        let mut sub = broker.subscriber_with(spinning(Duration::from_secs(2)));
+        let mut sub = broker
+            .subscriber_with(spinning(Duration::from_secs(2)).policy(policy))
+            .unwrap();
         sub.subscribe("c");
         let publisher = publish_after(&broker, Duration::from_millis(5), 1);
         assert_eq!(*sub.recv().unwrap().payload(), 1);
@@ -38,9 +50,17 @@ fn a_message_published_during_the_spin_is_received() {
 
 #[test]
 fn after_the_spin_the_receiver_sleeps_and_still_receives() {
-    with_watchdog(support::WATCHDOG, || {
+    for policy in [Policy::Disconnect, Policy::DropOldest] {
+        after_the_spin_the_receiver_sleeps(policy);
+    }
+}
+
+fn after_the_spin_the_receiver_sleeps(policy: Policy) {
+    with_watchdog(support::WATCHDOG, move || {
         let broker = Broker::new();
-        let mut sub = broker.subscriber_with(spinning(Duration::from_micros(50)));
+        let mut sub = broker
+            .subscriber_with(spinning(Duration::from_micros(50)).policy(policy))
+            .unwrap();
         sub.subscribe("c");
         let publisher = publish_after(&broker, Duration::from_millis(30), 2);
         assert_eq!(*sub.recv().unwrap().payload(), 2);
@@ -61,7 +81,7 @@ fn a_timeout_shorter_than_the_spin_ends_the_spin() {
         let broker: Broker<u8> = Broker::new();
         // Longer than any Instant can reach: must not overflow or spin forever.
         for spin in [Duration::from_secs(3600), Duration::MAX] {
-            let mut sub = broker.subscriber_with(spinning(spin));
+            let mut sub = broker.subscriber_with(spinning(spin)).unwrap();
             sub.subscribe("c");
             let start = Instant::now();
             assert_eq!(
@@ -79,7 +99,7 @@ fn a_timeout_shorter_than_the_spin_ends_the_spin() {
 fn disconnection_ends_a_spin() {
     with_watchdog(support::WATCHDOG, || {
         let broker: Broker<u8> = Broker::new();
-        let mut sub = broker.subscriber_with(spinning(Duration::MAX));
+        let mut sub = broker.subscriber_with(spinning(Duration::MAX)).unwrap();
         sub.subscribe("c");
         let dropper = thread::spawn(move || {
             thread::sleep(Duration::from_millis(5));
@@ -99,11 +119,13 @@ fn disconnection_ends_a_spin() {
 fn lag_is_reported_the_same_while_spinning() {
     with_watchdog(support::WATCHDOG, || {
         let broker = Broker::new();
-        let mut sub = broker.subscriber_with(
-            spinning(Duration::from_millis(1))
-                .capacity(2)
-                .policy(Policy::DropOldest),
-        );
+        let mut sub = broker
+            .subscriber_with(
+                spinning(Duration::from_millis(1))
+                    .capacity(2)
+                    .policy(Policy::DropOldest),
+            )
+            .unwrap();
         sub.subscribe("c");
         for i in 0..5 {
             broker.publish("c", i);
@@ -117,13 +139,33 @@ fn lag_is_reported_the_same_while_spinning() {
     });
 }
 
+/// The builder's spin is every new subscriber's default, and
+/// `subscriber_with` takes its own. There is no getter for it (a receive's
+/// spin is not observable without timing it), so the subscriber's `Debug`,
+/// which prints its options, is the witness.
 #[test]
 fn the_builder_sets_the_spin_of_new_subscribers() {
-    let broker: Broker<u8> = Broker::builder().spin(Duration::from_micros(20)).build();
-    let sub = broker.subscriber();
-    assert_eq!(sub.spin(), Duration::from_micros(20));
+    let broker: Broker<u8> = Broker::builder()
+        .spin(Duration::from_micros(20))
+        .build()
+        .unwrap();
+    let spin_of = |sub: &tidings::Subscriber<u8>| {
+        let text = format!("{sub:?}");
+        let at = text.find("spin: ").expect("Debug shows the spin");
+        text[at..]
+            .split([',', ' ', '}'])
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(
-        broker.subscriber_with(Options::new()).spin(),
-        Duration::ZERO
+        spin_of(&broker.subscriber()),
+        format!("{:?}", Duration::from_micros(20))
     );
+    let own = broker.subscriber_with(Options::new()).unwrap();
+    assert_eq!(spin_of(&own), format!("{:?}", Duration::ZERO));
+    let own = broker
+        .subscriber_with(Options::new().spin(Duration::from_millis(3)))
+        .unwrap();
+    assert_eq!(spin_of(&own), format!("{:?}", Duration::from_millis(3)));
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tidings::Broker;
+use tidings::{Broker, Namespace};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -208,8 +208,11 @@ async fn rooms_receive_exactly_their_messages_and_a_stalled_client_slows_nobody(
             members.push((room, socket));
         }
     }
-    assert_eq!(broker.numsub("chat:north"), PER_ROOM + 1);
-    assert_eq!(broker.numsub("chat:south"), PER_ROOM);
+    assert_eq!(
+        broker.numsub(Namespace::Channel, "chat:north"),
+        PER_ROOM + 1
+    );
+    assert_eq!(broker.numsub(Namespace::Channel, "chat:south"), PER_ROOM);
 
     let watcher = tokio::spawn(async move {
         let mut seen = Seen::default();
@@ -305,7 +308,7 @@ async fn presence_follows_joins_and_leaves() {
 
     let (_moderator, _) = join(addr, "mod", "*").await;
     let (_elsewhere, _) = join(addr, "eve", "elsewhere").await;
-    assert_eq!(broker.numsub("chat:lobby"), 2);
+    assert_eq!(broker.numsub(Namespace::Channel, "chat:lobby"), 2);
 
     bob.close(None).await.unwrap();
     let presence = next_of(&mut ann, "presence").await;
@@ -313,7 +316,7 @@ async fn presence_follows_joins_and_leaves() {
         (presence["room"].as_str(), presence["online"].as_u64()),
         (Some("lobby"), Some(1))
     );
-    assert_eq!(broker.numsub("chat:lobby"), 1);
+    assert_eq!(broker.numsub(Namespace::Channel, "chat:lobby"), 1);
 }
 
 /// Typing goes to the room's `typing:{room}` channel, at most once a second
@@ -426,7 +429,11 @@ async fn bad_input_is_answered_not_fatal() {
         next_of(&mut socket, "error").await["error"],
         "unreadable request"
     );
-    assert!(broker.channels(Some(b"chat:*")).is_empty());
+    assert!(
+        broker
+            .channels(Namespace::Channel, Some(b"chat:*"))
+            .is_empty()
+    );
 
     send(
         &mut socket,
@@ -486,4 +493,125 @@ async fn the_page_is_served() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("content-type: text/html"), "{response}");
     assert!(response.contains("<title>tidings chat</title>"));
+}
+
+/// `GET path` over plain HTTP/1.1; the whole response.
+#[cfg(feature = "metrics")]
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut http = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    http.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(LIVENESS, http.read_to_string(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    response
+}
+
+/// The value of the series `name{broker="<label>"}` in a Prometheus text
+/// exposition.
+#[cfg(feature = "metrics")]
+fn sample(exposition: &str, name: &str, label: &str) -> f64 {
+    let series = format!("{name}{{broker=\"{label}\"}} ");
+    let line = exposition
+        .lines()
+        .find(|l| l.starts_with(&series))
+        .unwrap_or_else(|| panic!("no {series} in:\n{exposition}"));
+    line[series.len()..].trim().parse().unwrap()
+}
+
+/// Feature `metrics`: `/metrics` serves the broker's counters and gauges in
+/// Prometheus's text format, and they follow the chat: joins, a message,
+/// leaves.
+#[cfg(feature = "metrics")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_in_prometheus_format_and_move() {
+    // The recorder first: a broker takes its handles when it is built. The
+    // recorder is the process's, shared with this file's other tests, so
+    // this broker has a label of its own.
+    ws_chat::prometheus();
+    const LABEL: &str = "ws_chat_metrics_test";
+    let broker: Broker<ws_chat::Payload> = Broker::builder().metrics_label(LABEL).build().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ws_chat::serve(
+        listener,
+        broker.clone(),
+        std::future::pending(),
+    ));
+
+    let response = http_get(addr, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("content-type: text/plain; version=0.0.4"),
+        "{response}"
+    );
+    for (name, kind) in [
+        ("tidings_publishes_total", "counter"),
+        ("tidings_deliveries_total", "counter"),
+        ("tidings_dropped_total", "counter"),
+        ("tidings_lagged_total", "counter"),
+        ("tidings_disconnected_total", "counter"),
+        ("tidings_subscribers", "gauge"),
+        ("tidings_channels", "gauge"),
+        ("tidings_patterns", "gauge"),
+        ("tidings_shard_channels", "gauge"),
+    ] {
+        assert!(
+            response.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name}: {response}"
+        );
+        assert!(
+            response.contains(&format!("# HELP {name} ")),
+            "{name}: {response}"
+        );
+    }
+    assert!(response.contains(&format!(
+        "tidings_dropped_total{{broker=\"{LABEL}\",policy=\"drop_newest\"}} 0"
+    )));
+    let before = |name: &str| sample(&response, name, LABEL);
+    assert_eq!(
+        [
+            before("tidings_publishes_total"),
+            before("tidings_subscribers"),
+            before("tidings_channels")
+        ],
+        [0.0, 0.0, 0.0]
+    );
+
+    let (mut ann, _) = join(addr, "ann", "lobby").await;
+    let (mut bob, _) = join(addr, "bob", "lobby").await;
+    send(&mut ann, json!({ "type": "say", "text": "counted" })).await;
+    assert_eq!(next_of(&mut bob, "msg").await["text"], "counted");
+    assert_eq!(next_of(&mut ann, "msg").await["text"], "counted");
+    let now = http_get(addr, "/metrics").await;
+    let now = |name: &str| sample(&now, name, LABEL);
+    // Two presence announcements and the message, at least (the stats
+    // ticker publishes too while anyone listens).
+    assert!(now("tidings_publishes_total") >= 3.0);
+    // Presence to ann, then to both; the message to both.
+    assert!(now("tidings_deliveries_total") >= 5.0);
+    assert_eq!(now("tidings_subscribers"), 2.0, "one subscriber per socket");
+    // stats, chat:lobby, typing:lobby, presence:lobby.
+    assert_eq!(now("tidings_channels"), 4.0);
+    assert_eq!(now("tidings_patterns"), 0.0);
+
+    // The sockets close: their subscribers are dropped, the names freed.
+    drop((ann, bob));
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    loop {
+        let later = http_get(addr, "/metrics").await;
+        let later = |name: &str| sample(&later, name, LABEL);
+        if later("tidings_subscribers") == 0.0 && later("tidings_channels") == 0.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gauges did not fall back to 0"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = broker.metrics();
+    assert_eq!(m.subscribers, 0);
 }

@@ -33,7 +33,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use support::process::{Guardian, find_executable, temp_dir};
-use tidings::Broker;
+use tidings::{Broker, Namespace};
 
 /// The longest one expectation may take to come true in the page.
 const WAIT: Duration = Duration::from_secs(20);
@@ -282,7 +282,7 @@ async fn two_tabs(driver: &Driver, addr: SocketAddr, broker: &Broker<ws_chat::Pa
     client.close_window().await.unwrap();
     client.switch_to_window(tab_a).await.unwrap();
     wait_text(&client, "#presence", "A alone again", |t| t == "1 online").await;
-    assert_eq!(broker.numsub("chat:lobby"), 1);
+    assert_eq!(broker.numsub(Namespace::Channel, "chat:lobby"), 1);
 
     client.close().await.unwrap();
 }

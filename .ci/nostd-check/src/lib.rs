@@ -1,8 +1,11 @@
 //! Link proof that `tidings-core` needs neither std nor an OS.
 //!
 //! This `#![no_std]` staticlib defines its own `#[panic_handler]` and
-//! `#[global_allocator]`, and exports a C function that calls into
-//! `tidings_core`, so the core is compiled and linked in. If std ever reaches
+//! `#[global_allocator]`, and exports C functions that call into
+//! `tidings_core` (glob, slot, and a `Registry` with route values and a
+//! change callback), so the core, its generic registry code and its
+//! dependencies (hashbrown's default hasher among them) are compiled and
+//! linked in. If std ever reaches
 //! `tidings-core`, std's panic handler is linked as well and the build fails
 //! with "duplicate lang item in crate `std`: `panic_impl`".
 //!
@@ -19,6 +22,7 @@ use core::panic::PanicInfo;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use tidings_core::glob::{self, Pattern};
+use tidings_core::registry::{Namespace, Registry};
 use tidings_core::slot;
 
 /// Bytes the bump allocator can hand out in total.
@@ -103,4 +107,38 @@ pub extern "C" fn tidings_nostd_check(n: u32) -> u32 {
     let compiled = Pattern::new(b"news.*").matches(&channel);
     let free = glob::matches(b"*[\x00-\x7f]", &channel);
     (u32::from(slot::key_hash_slot(&channel)) << 2) | (u32::from(compiled) << 1) | u32::from(free)
+}
+
+/// Subscribes subscriber 1 to the channel `news.<n>` and subscriber 2 to the
+/// pattern `news.*` in a `Registry` whose route values are the names'
+/// lengths, publishes to the channel and removes both subscribers. Returns
+/// the deliveries (2) in bits 8 and up, the routes created (2) in bits 4–7
+/// and the routes freed (2) in bits 0–3; a subscribe refused for capacity
+/// (never, at this size) gives `u32::MAX`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tidings_nostd_registry(n: u32) -> u32 {
+    let mut registry: Registry<u32, usize> = Registry::with_routes(|_, name| name.len());
+    let mut channel = Vec::new();
+    channel.extend_from_slice(b"news.");
+    channel.extend_from_slice(&n.to_le_bytes());
+    let (mut created, mut freed) = (0u32, 0u32);
+    let mut count = |c: tidings_core::Change<'_, usize>| {
+        if c.first_or_last && *c.route > 0 {
+            if c.joined {
+                created += 1;
+            } else {
+                freed += 1;
+            }
+        }
+    };
+    let subscribed = registry
+        .subscribe(Namespace::Channel, 1, &channel, &mut count)
+        .and_then(|_| registry.subscribe(Namespace::Pattern, 2, b"news.*", &mut count));
+    if subscribed.is_err() {
+        return u32::MAX;
+    }
+    let delivered = registry.publish(&channel, |_, _| {}) as u32;
+    registry.remove_subscriber(1, &mut count);
+    registry.remove_subscriber(2, &mut count);
+    (delivered << 8) | ((created & 0xf) << 4) | (freed & 0xf)
 }

@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 
 use bytes::Bytes;
-use tidings::{Broker, Handler, Kind, Message, MessageKind};
+use tidings::{Broker, Handler, Message, Namespace};
 
 /// A connection, as the delivery log names it: its slot in the server's
 /// client table and its unique id (a slot is reused, an id never).
@@ -99,25 +99,27 @@ pub(crate) struct Confirm {
 
 /// The confirmation's kind word for an operation in a namespace.
 pub(crate) fn confirm_kind(space: Space, subscribe: bool) -> &'static str {
-    kind(space, subscribe).as_str()
+    let ns = namespace(space);
+    if subscribe {
+        ns.subscribe_command()
+    } else {
+        ns.unsubscribe_command()
+    }
 }
 
-fn kind(space: Space, subscribe: bool) -> Kind {
-    match (space, subscribe) {
-        (Space::Channel, true) => Kind::Subscribe,
-        (Space::Channel, false) => Kind::Unsubscribe,
-        (Space::Pattern, true) => Kind::PSubscribe,
-        (Space::Pattern, false) => Kind::PUnsubscribe,
-        (Space::Shard, true) => Kind::SSubscribe,
-        (Space::Shard, false) => Kind::SUnsubscribe,
+fn namespace(space: Space) -> Namespace {
+    match space {
+        Space::Channel => Namespace::Channel,
+        Space::Pattern => Namespace::Pattern,
+        Space::Shard => Namespace::Shard,
     }
 }
 
 impl From<tidings::Confirmation> for Confirm {
     fn from(c: tidings::Confirmation) -> Self {
         Confirm {
-            kind: c.kind.as_str(),
-            name: c.name,
+            kind: c.command(),
+            name: c.name.map(|n| n.to_vec()),
             count: c.count,
         }
     }
@@ -175,11 +177,7 @@ impl Bus {
             }
             previous = Some(message);
             let delivery = Delivery {
-                kind: match message.kind() {
-                    MessageKind::PMessage => "pmessage",
-                    MessageKind::SMessage => "smessage",
-                    _ => "message",
-                },
+                kind: message.namespace().message_kind(),
                 pattern: message.pattern(),
                 channel: message.channel(),
                 payload: message.payload(),
@@ -208,22 +206,22 @@ impl Bus {
 
     /// `PUBSUB CHANNELS [pattern]`.
     pub(crate) fn channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
-        self.broker.channels(pattern)
+        self.broker.channels(Namespace::Channel, pattern)
     }
 
     /// `PUBSUB SHARDCHANNELS [pattern]`.
     pub(crate) fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
-        self.broker.shard_channels(pattern)
+        self.broker.channels(Namespace::Shard, pattern)
     }
 
     /// `PUBSUB NUMSUB` for one channel.
     pub(crate) fn numsub(&self, channel: &[u8]) -> usize {
-        self.broker.numsub(channel)
+        self.broker.numsub(Namespace::Channel, channel)
     }
 
     /// `PUBSUB SHARDNUMSUB` for one shard channel.
     pub(crate) fn shard_numsub(&self, channel: &[u8]) -> usize {
-        self.broker.shard_numsub(channel)
+        self.broker.numsub(Namespace::Shard, channel)
     }
 
     /// `PUBSUB NUMPAT`.
@@ -264,13 +262,11 @@ impl Member {
     /// The argument-less form: one confirmation per name held, or one
     /// without a name.
     pub(crate) fn unsubscribe_all(&mut self, space: Space) -> Vec<Confirm> {
-        let h = &mut self.handler;
-        let all = match space {
-            Space::Channel => h.unsubscribe_all(),
-            Space::Pattern => h.punsubscribe_all(),
-            Space::Shard => h.sunsubscribe_all(),
-        };
-        all.into_iter().map(Confirm::from).collect()
+        self.handler
+            .unsubscribe_all(namespace(space))
+            .into_iter()
+            .map(Confirm::from)
+            .collect()
     }
 
     /// Channels, patterns and shard channels held.
@@ -282,5 +278,5 @@ impl Member {
 
 /// Redis's glob match (for CONFIG GET's parameter patterns).
 pub(crate) fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
-    tidings::glob::matches(pattern, text)
+    tidings::core::glob::matches(pattern, text)
 }

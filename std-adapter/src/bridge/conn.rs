@@ -8,18 +8,23 @@
 //! split instead: the control thread writes `SUBSCRIBE`s (encoded by the
 //! redis crate) whenever interest changes, while the reader thread blocks in
 //! `read` and parses with the redis crate's [`redis::Parser`]. Nothing polls,
-//! and a message costs one parse and one [`Broker::deliver_to`].
+//! and a message costs one parse and one delivery into the broker, to the
+//! one route it names: a `message` to the channel's exact subscribers, a
+//! `pmessage` to the pattern's, an `smessage` to the shard channel's.
 //!
 //! The reader hands confirmations of `PING <token>` to the control thread
 //! (that is how [`Bridge::sync`](super::Bridge::sync) and the heartbeat know
 //! Redis has applied everything written before), and reports a read error or
 //! an error reply, then stops.
 //!
-//! **No duplicate after a close.** Before it delivers a message the reader
-//! holds the connection's gate; [`SubConn::close`] shuts the gate first, so
-//! once it returns this connection delivers nothing more, even what is still
-//! in the socket's buffer. A subscription moved to another connection (a
-//! cluster resharding, a reconnect) therefore never delivers a message twice.
+//! **No duplicate after a close.** While it writes a message into the
+//! broker the reader holds the connection's gate; [`SubConn::close`] shuts
+//! the gate first, so once it returns this connection writes nothing more,
+//! even what is still in the socket's buffer. A subscription moved to
+//! another connection (a cluster resharding, a reconnect) therefore never
+//! delivers a message twice. What runs user code for a message (handlers,
+//! wake-ups, payload drops) runs after the reader let go of the gate, so a
+//! handler may drop the `Bridge` itself.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -32,10 +37,11 @@ use std::time::Duration;
 
 use redis::{Parser, Value};
 
+use tidings_core::Namespace;
+
 use super::topology::NodeAddr;
 use super::{BridgeError, Event, Settings, Shared};
-use crate::Target;
-use crate::broker::Broker;
+use crate::broker::BrokerState;
 
 /// The prefix of the token in the bridge's `PING`s.
 const PING_PREFIX: &[u8] = b"tidings-bridge:";
@@ -142,11 +148,11 @@ impl SubConn {
         addr: &NodeAddr,
         id: u64,
         settings: &Settings,
-        broker: Broker<T>,
+        broker: Arc<BrokerState<T>>,
         shared: Arc<Shared>,
     ) -> Result<SubConn, BridgeError>
     where
-        T: Clone + Send + Sync + 'static + AsRef<[u8]> + From<Vec<u8>>,
+        T: Clone + Send + Sync + 'static + From<Vec<u8>>,
     {
         let fail = |source: std::io::Error| BridgeError::Connect {
             addr: addr.name.clone(),
@@ -238,9 +244,9 @@ fn ping_token(bytes: &[u8]) -> Option<u64> {
 
 /// What one value read from a subscriber connection means.
 enum Incoming {
-    /// A `message`, `pmessage` or `smessage`: (pattern for a pmessage,
-    /// shard?, channel, payload).
-    Message(Option<Vec<u8>>, bool, Vec<u8>, Vec<u8>),
+    /// A `message`, `pmessage` or `smessage`: (its namespace, the pattern
+    /// for a `pmessage`, the channel, the payload).
+    Message(Namespace, Option<Vec<u8>>, Vec<u8>, Vec<u8>),
     /// The reply to one of our `PING`s.
     Pong(u64),
     /// An error reply.
@@ -275,16 +281,20 @@ fn classify(value: Value) -> Incoming {
     let mut next = || items.next().flatten();
     match kind.as_slice() {
         b"message" => match (next(), next()) {
-            (Some(channel), Some(payload)) => Incoming::Message(None, false, channel, payload),
+            (Some(channel), Some(payload)) => {
+                Incoming::Message(Namespace::Channel, None, channel, payload)
+            }
             _ => Incoming::Other,
         },
         b"smessage" => match (next(), next()) {
-            (Some(channel), Some(payload)) => Incoming::Message(None, true, channel, payload),
+            (Some(channel), Some(payload)) => {
+                Incoming::Message(Namespace::Shard, None, channel, payload)
+            }
             _ => Incoming::Other,
         },
         b"pmessage" => match (next(), next(), next()) {
             (Some(pattern), Some(channel), Some(payload)) => {
-                Incoming::Message(Some(pattern), false, channel, payload)
+                Incoming::Message(Namespace::Pattern, Some(pattern), channel, payload)
             }
             _ => Incoming::Other,
         },
@@ -300,10 +310,10 @@ fn read_loop<T>(
     mut parser: Parser,
     id: u64,
     gate: &Mutex<bool>,
-    broker: &Broker<T>,
+    broker: &BrokerState<T>,
     shared: &Shared,
 ) where
-    T: Clone + AsRef<[u8]> + From<Vec<u8>>,
+    T: Clone + From<Vec<u8>>,
 {
     let why = loop {
         let value = match parser.parse_value(&mut reader) {
@@ -311,22 +321,26 @@ fn read_loop<T>(
             Err(e) => break format!("connection lost: {e}"),
         };
         match classify(value) {
-            Incoming::Message(pattern, shard, channel, payload) => {
+            Incoming::Message(namespace, pattern, channel, payload) => {
                 let open = gate.lock().unwrap_or_else(PoisonError::into_inner);
                 if !*open {
                     return;
                 }
-                let target = match (&pattern, shard) {
-                    (Some(p), _) => Target::Pattern(p),
-                    (None, true) => Target::Shard,
-                    (None, false) => Target::Exact,
-                };
+                // The route Redis named: the pattern's for a `pmessage`,
+                // otherwise the channel's in its namespace.
+                let name = pattern.as_deref().unwrap_or(&channel);
                 shared.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-                let n = broker.deliver_to(target, &channel, T::from(payload));
+                // Written under the gate (so nothing is delivered once the
+                // connection is closed); what runs user code (handlers,
+                // wake-ups, payload drops), and the recorder, after it.
+                let pending = broker.deliver_deferred(namespace, name, &channel, T::from(payload));
+                drop(open);
+                let n = pending.finish(broker);
                 shared
                     .counters
                     .deliveries
                     .fetch_add(n as u64, Ordering::Relaxed);
+                shared.telemetry.message_in();
             }
             Incoming::Pong(token) => {
                 let _ = shared.events.send(Event::Pong { conn: id, token });
@@ -358,15 +372,15 @@ mod tests {
     fn classifies_what_redis_sends() {
         assert!(matches!(
             classify(arr(&[b"message", b"ch", b"hi"])),
-            Incoming::Message(None, false, c, p) if c == b"ch" && p == b"hi"
+            Incoming::Message(Namespace::Channel, None, c, p) if c == b"ch" && p == b"hi"
         ));
         assert!(matches!(
             classify(arr(&[b"pmessage", b"c*", b"ch", b""])),
-            Incoming::Message(Some(pat), false, c, p) if pat == b"c*" && c == b"ch" && p.is_empty()
+            Incoming::Message(Namespace::Pattern, Some(pat), c, p) if pat == b"c*" && c == b"ch" && p.is_empty()
         ));
         assert!(matches!(
             classify(arr(&[b"smessage", b"{s}", b"\0\xff"])),
-            Incoming::Message(None, true, c, p) if c == b"{s}" && p == b"\0\xff"
+            Incoming::Message(Namespace::Shard, None, c, p) if c == b"{s}" && p == b"\0\xff"
         ));
         assert!(matches!(
             classify(arr(&[b"pong", b"tidings-bridge:42"])),

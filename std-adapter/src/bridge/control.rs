@@ -1,14 +1,38 @@
 //! The control thread: it keeps the broker's interest, the connections to
 //! every node, and makes Redis hold exactly that interest.
 //!
-//! It works by reconciliation rather than by replaying commands. `desired`
-//! is the set of names local subscribers hold (kept current by the interest
-//! hook); each node's `held` is what the bridge has subscribed on its
-//! current connection. Any change marks names dirty, and one pass writes the
-//! `(P|S)SUBSCRIBE`s and `(P|S)UNSUBSCRIBE`s that make `held` follow
-//! `desired`, batched per node. A reconnect is the same pass from an empty
-//! `held`, so resubscribing after a fault needs no separate code path, and a
-//! burst of changes while a node is down costs nothing until it is back.
+//! It works by reconciliation rather than by replaying commands. The
+//! broker's registry is the truth: a name is wanted on Redis while a local
+//! subscriber holds it. `desired` is the control thread's copy of that set,
+//! and each node's `held` is what the bridge has subscribed on its current
+//! connection. The interest hook only marks a name *dirty*; a pass then
+//! looks every dirty name up in the registry (taking its shared lock once
+//! per batch of names), updates `desired`, and writes the `(P|S)SUBSCRIBE`s
+//! and `(P|S)UNSUBSCRIBE`s that make `held` follow, batched per node. A
+//! reconnect is the same pass from an empty `held`, so resubscribing after a
+//! fault needs no separate code path, and a burst of changes while a node is
+//! down costs nothing until it is back.
+//!
+//! **Why the registry decides, not the hook's `active` flag.** Hooks run
+//! after the broker's locks are released, in the registry's order, but
+//! possibly on another thread that is already handing changes out, so a
+//! notification may arrive well after its change, even after a
+//! [`Bridge::sync`] (below) has applied later ones. Replaying its flag could
+//! then unsubscribe a name that is held again (a gap during which its
+//! messages are lost); looking the name up cannot, because whatever
+//! arrives, the pass writes what the registry holds at that moment. Every
+//! change is followed by its notification (if another hook panics, by the
+//! next interest change's dispatch at the latest), so the pass after the
+//! last one leaves Redis holding exactly the registry's names.
+//!
+//! **Sync.** A [`Bridge::sync`] caller must see every change made before
+//! its call applied, including changes whose notification is still on its
+//! way. So a sync first *audits*: it copies the registry's names (holding
+//! its shared lock for one reference count per name), compares them with
+//! `desired` without the lock and marks every difference dirty; the same
+//! pass then writes them, followed by a `PING` on every subscriber
+//! connection. Redis answers the `PING` after applying everything written
+//! before it, so a `PONG` from every node answers the sync.
 //!
 //! Everything else is timers: reconnect backoff per node, a heartbeat `PING`
 //! on every subscriber connection (a node that does not answer within the
@@ -24,12 +48,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::Value;
+use tidings_core::Namespace;
 use tidings_core::slot::key_hash_slot;
 
 use super::conn::{SubConn, ping_command};
 use super::topology::{NodeAddr, SlotMap, route};
-use super::{BridgeError, Event, Key, PubConn, Routing, Settings, Shared, open_publisher};
-use crate::broker::{Broker, Scope};
+use super::{
+    BridgeError, ConnectionEvent, Event, Key, PubConn, Routing, Settings, Shared, open_publisher,
+};
+use crate::broker::BrokerState;
 
 /// At most this many names in one `(P|S)(UN)SUBSCRIBE` command.
 const BATCH: usize = 1024;
@@ -85,31 +112,51 @@ struct Writes {
     applied: Vec<(bool, Key)>,
 }
 
-/// A caller of `Bridge::sync`.
+/// What waits for Redis to confirm everything the bridge holds: a caller of
+/// `Bridge::sync`, or the `Resubscribed` event owed after a loss.
 struct Waiter {
-    reply: Sender<Result<(), BridgeError>>,
-    deadline: Instant,
+    reply: Reply,
+    /// `None`: no deadline (a `Resubscribed` waits for as long as it
+    /// takes).
+    deadline: Option<Instant>,
     /// The `PING` every node must have answered; `None` until one is sent
-    /// with every node up.
+    /// with every node up (and reset by every new connection, which must be
+    /// covered too).
     token: Option<u64>,
+}
+
+/// Who a [`Waiter`] answers.
+enum Reply {
+    /// A `Bridge::sync` caller.
+    Sync(Sender<Result<(), BridgeError>>),
+    /// The connection to `node` was lost: once Redis has confirmed every
+    /// subscription again, `ConnectionEvent::Resubscribed`. `why` is the
+    /// loss's reason, for a watcher that starts meanwhile.
+    Resubscribed { node: String, why: String },
 }
 
 pub(super) struct Control<T> {
     shared: Arc<Shared>,
     settings: Settings,
-    broker: Broker<T>,
+    /// The broker's state (not a handle: the bridge does not keep the
+    /// broker open), for its registry.
+    broker: Arc<BrokerState<T>>,
     events: Receiver<Event>,
     /// Cluster seeds; empty for a standalone server.
     seeds: Vec<NodeAddr>,
-    /// What local subscribers hold.
+    /// What local subscribers held when each name was last looked up.
     desired: HashSet<Key>,
-    /// Names whose Redis side may not match `desired`.
+    /// Names to look up in the registry, and whose Redis side may not match.
     dirty: HashSet<Key>,
+    /// A sync arrived: compare the whole registry with `desired` first.
+    audit_wanted: bool,
     /// `nodes[0]` holds channels and patterns.
     nodes: Vec<Node>,
     /// In a cluster, the owner (an index into `nodes`) of every slot.
     slots: Option<Arc<[u16]>>,
     waiters: Vec<Waiter>,
+    /// `Bridge::connection_events` receivers.
+    watchers: Vec<Sender<ConnectionEvent>>,
     next_id: u64,
     next_token: u64,
     next_heartbeat: Instant,
@@ -117,16 +164,22 @@ pub(super) struct Control<T> {
     refresh_wanted: bool,
 }
 
+impl<T> Drop for Control<T> {
+    fn drop(&mut self) {
+        self.shared.telemetry.connected(false);
+    }
+}
+
 impl<T> Control<T>
 where
-    T: Clone + Send + Sync + 'static + AsRef<[u8]> + From<Vec<u8>>,
+    T: Clone + Send + Sync + 'static + From<Vec<u8>>,
 {
     /// Builds the control state and connects every node once; an error
     /// means the first connection failed (nothing is left running).
     pub(super) fn start(
         shared: Arc<Shared>,
         settings: Settings,
-        broker: Broker<T>,
+        broker: Arc<BrokerState<T>>,
         events: Receiver<Event>,
         server: Option<NodeAddr>,
         seeds: Vec<NodeAddr>,
@@ -139,9 +192,11 @@ where
             seeds,
             desired: HashSet::new(),
             dirty: HashSet::new(),
+            audit_wanted: false,
             nodes: Vec::new(),
             slots: None,
             waiters: Vec::new(),
+            watchers: Vec::new(),
             next_id: 1,
             next_token: 1,
             next_heartbeat: now + settings.heartbeat,
@@ -199,30 +254,45 @@ where
             self.close(i);
         }
         for w in self.waiters.drain(..) {
-            let _ = w.reply.send(Err(BridgeError::Closed));
+            if let Reply::Sync(reply) = w.reply {
+                let _ = reply.send(Err(BridgeError::Closed));
+            }
         }
         self.shared
             .counters
             .connected
             .store(false, Ordering::Relaxed);
+        // The `connected` gauge falls in `Drop`, which also covers a
+        // control state dropped without running (its thread failed to
+        // start).
     }
 
     /// Applies one event; `false` means stop.
     fn handle(&mut self, event: Event) -> bool {
         match event {
-            Event::Interest(key, active) => {
-                if active {
-                    self.desired.insert(key.clone());
-                } else {
-                    self.desired.remove(&key);
-                }
+            Event::Interest(key) => {
                 self.dirty.insert(key);
             }
-            Event::Sync { reply, deadline } => self.waiters.push(Waiter {
-                reply,
-                deadline,
-                token: None,
-            }),
+            Event::Sync { reply, deadline } => {
+                self.audit_wanted = true;
+                self.waiters.push(Waiter {
+                    reply: Reply::Sync(reply),
+                    deadline: Some(deadline),
+                    token: None,
+                });
+            }
+            Event::Watch(watcher) => {
+                // The picture first: every loss not yet made good.
+                for w in &self.waiters {
+                    if let Reply::Resubscribed { node, why } = &w.reply {
+                        let _ = watcher.send(ConnectionEvent::Lost {
+                            node: node.clone(),
+                            why: why.clone(),
+                        });
+                    }
+                }
+                self.watchers.push(watcher);
+            }
             Event::Pong { conn, token } => {
                 if let Some(node) = self.nodes.iter_mut().find(|n| n.conn == conn) {
                     node.acked = node.acked.max(token);
@@ -295,7 +365,9 @@ where
             }
         }
         for w in &self.waiters {
-            at = at.min(w.deadline);
+            if let Some(deadline) = w.deadline {
+                at = at.min(deadline);
+            }
         }
         if let Some(t) = self.next_refresh {
             at = at.min(t);
@@ -317,7 +389,7 @@ where
             &node.addr,
             id,
             &self.settings,
-            self.broker.clone(),
+            Arc::clone(&self.broker),
             Arc::clone(&self.shared),
         )?;
         let publisher = open_publisher(&node.addr, &self.settings)?;
@@ -333,6 +405,10 @@ where
                 .counters
                 .reconnects
                 .fetch_add(1, Ordering::Relaxed);
+            self.shared.telemetry.reconnected();
+            // What `Resubscribed` confirms is the registry's picture, as a
+            // sync's is, not only the notifications that arrived.
+            self.audit_wanted = true;
         }
         node.was_up = true;
         self.dirty.extend(self.desired.iter().cloned());
@@ -354,14 +430,48 @@ where
         node.ping = None;
     }
 
-    /// Node `i` failed: close it, count it, and retry after the backoff.
+    /// Node `i` failed: close it, count it, tell the watchers, and retry
+    /// after the backoff.
     fn fail(&mut self, i: usize, why: String) {
         self.close(i);
         self.shared
             .counters
             .disconnects
             .fetch_add(1, Ordering::Relaxed);
+        self.shared.telemetry.disconnected();
+        self.lost(self.nodes[i].addr.name.clone(), why.clone());
         self.backoff(i, why);
+    }
+
+    /// The subscriptions held through `node` stopped: watchers hear
+    /// `Lost` now, and `Resubscribed` once Redis has confirmed every
+    /// subscription again (one owed per node, however many losses).
+    fn lost(&mut self, node: String, why: String) {
+        self.emit(&ConnectionEvent::Lost {
+            node: node.clone(),
+            why: why.clone(),
+        });
+        let owed = self.waiters.iter_mut().find_map(|w| match &mut w.reply {
+            Reply::Resubscribed {
+                node: owed,
+                why: last,
+            } if *owed == node => Some(last),
+            _ => None,
+        });
+        match owed {
+            Some(last) => *last = why,
+            None => self.waiters.push(Waiter {
+                reply: Reply::Resubscribed { node, why },
+                deadline: None,
+                token: None,
+            }),
+        }
+    }
+
+    /// Sends `event` to every watcher, forgetting those that hung up. A
+    /// send on an unbounded channel never blocks and runs no user code.
+    fn emit(&mut self, event: &ConnectionEvent) {
+        self.watchers.retain(|w| w.send(event.clone()).is_ok());
     }
 
     fn backoff(&mut self, i: usize, why: String) {
@@ -375,11 +485,41 @@ where
         node.delay = (node.delay * 2).clamp(min, max);
     }
 
-    /// Writes what makes every up node hold exactly the desired names
-    /// routed to it.
+    /// Marks dirty every name on which the registry and `desired`
+    /// disagree: what a change whose notification has not arrived yet left
+    /// behind. The registry's shared lock is held only to copy the names
+    /// (a reference count each); the comparison runs without it.
+    fn audit(&mut self) {
+        let mut held: Vec<Key> = Vec::new();
+        self.broker
+            .read()
+            .for_each_name(|r| held.push((r.namespace(), Arc::clone(r.name()))));
+        let held: HashSet<Key> = held.into_iter().collect();
+        self.dirty.extend(held.difference(&self.desired).cloned());
+        self.dirty.extend(self.desired.difference(&held).cloned());
+    }
+
+    /// Looks every dirty name up in the registry, then writes what makes
+    /// every up node hold exactly the desired names routed to it.
     fn reconcile(&mut self) {
+        if std::mem::take(&mut self.audit_wanted) {
+            self.audit();
+        }
         if self.dirty.is_empty() {
             return;
+        }
+        // Each name is looked up on its own, so the lock is taken per batch
+        // of names rather than across a burst of thousands.
+        let dirty: Vec<Key> = self.dirty.drain().collect();
+        for chunk in dirty.chunks(BATCH) {
+            let registry = self.broker.read();
+            for key in chunk {
+                if registry.route(key.0, &key.1).is_some() {
+                    self.desired.insert(key.clone());
+                } else {
+                    self.desired.remove(key);
+                }
+            }
         }
         let slots = self.slots.clone();
         let route = |key: &Key| route(slots.as_deref(), key.0, &key.1);
@@ -387,7 +527,7 @@ where
         // was resharded, or the main node changed): close that node first,
         // so its messages stop before the name is subscribed elsewhere.
         let mut moved: Vec<usize> = Vec::new();
-        for key in &self.dirty {
+        for key in &dirty {
             if !self.desired.contains(key) {
                 continue;
             }
@@ -401,33 +541,41 @@ where
         for i in moved {
             self.close(i);
             self.nodes[i].retry_at = Instant::now();
+            let node = self.nodes[i].addr.name.clone();
+            self.lost(
+                node,
+                "closed to move subscriptions to their slot's new owner".into(),
+            );
         }
-        // (node, command) → names, in a stable order per batch.
-        let mut batches: HashMap<(usize, &'static str, Option<u16>), Vec<Key>> = HashMap::new();
-        for key in self.dirty.drain() {
+        // (node, namespace, subscribe?, slot) → names.
+        let mut batches: HashMap<(usize, Namespace, bool, Option<u16>), Vec<Key>> = HashMap::new();
+        for key in dirty {
             let want = self.desired.contains(&key).then(|| route(&key));
             for (i, node) in self.nodes.iter().enumerate() {
                 if node.sub.is_none() {
                     continue;
                 }
-                let has = node.held.contains(&key);
-                let command = match (has, want == Some(i)) {
-                    (true, false) => unsubscribe_command(key.0),
-                    (false, true) => subscribe_command(key.0),
+                let subscribe = match (node.held.contains(&key), want == Some(i)) {
+                    (true, false) => false,
+                    (false, true) => true,
                     _ => continue,
                 };
                 // In a cluster, one shard command may name only one slot.
-                let slot = (key.0 == Scope::ShardChannel).then(|| key_hash_slot(&key.1));
+                let slot = (key.0 == Namespace::Shard).then(|| key_hash_slot(&key.1));
                 batches
-                    .entry((i, command, slot))
+                    .entry((i, key.0, subscribe, slot))
                     .or_default()
                     .push(key.clone());
             }
         }
         let mut per_node: HashMap<usize, Writes> = HashMap::new();
-        for ((i, command, _), keys) in batches {
+        for ((i, namespace, subscribe, _), keys) in batches {
             let writes = per_node.entry(i).or_default();
-            let subscribe = !command.contains("UNSUB");
+            let command = if subscribe {
+                namespace.subscribe_command()
+            } else {
+                namespace.unsubscribe_command()
+            };
             for chunk in keys.chunks(BATCH) {
                 let mut cmd = redis::cmd(command);
                 for key in chunk {
@@ -508,22 +656,35 @@ where
         }
         let up = all_up(&self.nodes);
         let nodes = &self.nodes;
-        self.waiters.retain(|w| {
-            if up && w.token.is_some_and(|t| nodes.iter().all(|n| n.acked >= t)) {
-                let _ = w.reply.send(Ok(()));
-                false
-            } else if now >= w.deadline {
-                let _ = w.reply.send(Err(BridgeError::Timeout));
-                false
-            } else {
-                true
+        let mut resubscribed: Vec<String> = Vec::new();
+        self.waiters.retain_mut(|w| {
+            let confirmed = up && w.token.is_some_and(|t| nodes.iter().all(|n| n.acked >= t));
+            let expired = w.deadline.is_some_and(|d| now >= d);
+            if !confirmed && !expired {
+                return true;
             }
+            match &mut w.reply {
+                Reply::Sync(reply) => {
+                    let result = if confirmed {
+                        Ok(())
+                    } else {
+                        Err(BridgeError::Timeout)
+                    };
+                    let _ = reply.send(result);
+                }
+                Reply::Resubscribed { node, .. } => resubscribed.push(std::mem::take(node)),
+            }
+            false
         });
+        for node in resubscribed {
+            self.emit(&ConnectionEvent::Resubscribed { node });
+        }
     }
 
     fn update_connected(&self) {
         let up = !self.nodes.is_empty() && self.nodes.iter().all(Node::is_up);
         self.shared.counters.connected.store(up, Ordering::Relaxed);
+        self.shared.telemetry.connected(up);
     }
 
     /// Makes the publishers route through the current nodes and slots.
@@ -617,10 +778,19 @@ where
             }
         }
         for mut gone in old {
+            let open = gone.sub.is_some();
             if let Some(sub) = gone.sub.take() {
                 sub.close();
             }
             gone.publisher.remove();
+            // Its subscriptions move to the nodes that own their slots now:
+            // `Resubscribed` once Redis has confirmed them there.
+            if open {
+                self.lost(
+                    gone.addr.name.clone(),
+                    "no longer a master of the cluster".into(),
+                );
+            }
         }
         self.slots = Some(map.owner.into());
         self.publish_routing();
@@ -630,22 +800,6 @@ where
             self.dirty.extend(node.held.iter().cloned());
         }
         Ok(())
-    }
-}
-
-fn subscribe_command(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Pattern => "PSUBSCRIBE",
-        Scope::ShardChannel => "SSUBSCRIBE",
-        _ => "SUBSCRIBE",
-    }
-}
-
-fn unsubscribe_command(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Pattern => "PUNSUBSCRIBE",
-        Scope::ShardChannel => "SUNSUBSCRIBE",
-        _ => "UNSUBSCRIBE",
     }
 }
 

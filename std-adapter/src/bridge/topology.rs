@@ -10,7 +10,7 @@
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 
 use super::BridgeError;
-use crate::broker::Scope;
+use tidings_core::Namespace;
 use tidings_core::slot::{SLOT_COUNT, key_hash_slot};
 
 /// One Redis node: where it is, and the redis crate's settings to reach it
@@ -92,9 +92,9 @@ impl NodeAddr {
 
 /// Which node holds a name, given the number of nodes and, in a cluster,
 /// the owner of each slot.
-pub(super) fn route(slots: Option<&[u16]>, scope: Scope, name: &[u8]) -> usize {
-    match (scope, slots) {
-        (Scope::ShardChannel, Some(owner)) => owner
+pub(super) fn route(slots: Option<&[u16]>, namespace: Namespace, name: &[u8]) -> usize {
+    match (namespace, slots) {
+        (Namespace::Shard, Some(owner)) => owner
             .get(usize::from(key_hash_slot(name)))
             .map_or(0, |&i| usize::from(i)),
         _ => 0,
@@ -264,12 +264,12 @@ mod tests {
         assert_eq!(map.masters[1], ("127.0.0.1".to_string(), 7000));
         let name = |i: usize| format!("{}:{}", map.masters[i].0, map.masters[i].1);
         // "foo" is slot 12182, "bar" 5061, "hello" 866 (REDIS-SEMANTICS.md).
-        let at = |key: &[u8]| name(route(Some(&map.owner), Scope::ShardChannel, key));
+        let at = |key: &[u8]| name(route(Some(&map.owner), Namespace::Shard, key));
         assert_eq!(at(b"foo"), "127.0.0.1:7002");
         assert_eq!(at(b"bar"), "127.0.0.1:7000");
         assert_eq!(at(b"{foo}x"), "127.0.0.1:7002");
-        assert_eq!(route(Some(&map.owner), Scope::Channel, b"foo"), 0);
-        assert_eq!(route(None, Scope::ShardChannel, b"foo"), 0);
+        assert_eq!(route(Some(&map.owner), Namespace::Channel, b"foo"), 0);
+        assert_eq!(route(None, Namespace::Shard, b"foo"), 0);
         assert!(SlotMap::from_cluster_slots(&Value::Array(vec![]), &asked, None).is_err());
         assert!(SlotMap::from_cluster_slots(&Value::Nil, &asked, None).is_err());
     }
